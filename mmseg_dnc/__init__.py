@@ -1,0 +1,12 @@
+"""mmseg_dnc: Deep Nearest Centroids for mmsegmentation 1.x.
+
+Importing this package registers ``DNCDecodeHead`` in mmseg's MODELS and makes
+checkpoint loading safe under torch's weights-only unpickler. ``compat`` goes
+first: on mmcv-lite it must run before anything imports ``mmseg.models``.
+"""
+from . import compat  # noqa: F401  (must precede mmseg.models)
+from . import checkpoint  # noqa: F401
+from .models import DNCDecodeHead
+
+__version__ = '0.1.0'
+__all__ = ['DNCDecodeHead', '__version__']

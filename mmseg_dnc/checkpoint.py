@@ -1,0 +1,107 @@
+"""Load checkpoints with torch's weights-only unpickler, on every mmengine path.
+
+A checkpoint is untrusted input: a pickle can run any code. torch >= 2.6 loads
+with ``weights_only=True``, which mmengine 0.10.7's own checkpoints fail: their
+message hub holds ``HistoryBuffer`` objects (with numpy arrays and scalars, and
+references to ``HistoryBuffer.min`` and friends, pickled as ``getattr``). So
+resume, ``load_from``, testing and ``mmseg.apis.init_model`` break.
+
+This module replaces mmengine's loader for local files (the ``''`` scheme of
+``CheckpointLoader``, which all of those go through) with one that keeps
+``weights_only=True`` and allows exactly the globals those checkpoints need,
+only while loading. ``getattr`` in particular is allowed only as
+``getattr(HistoryBuffer, <one of its statistics methods>)``. Anything else is
+refused with :class:`UntrustedCheckpointError`; a truncated or corrupt file
+raises :class:`CorruptCheckpointError`. Nothing is registered globally in torch.
+"""
+import os.path as osp
+import pickle
+import re
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a pickled object outside the allow-list."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is truncated or not a PyTorch checkpoint at all."""
+
+
+def _history_buffer_getattr(obj: Any, name: str):
+    """``getattr`` as mmengine checkpoints use it, and for nothing else."""
+    # the four built-in statistics (filled into _statistics_methods only when
+    # a first HistoryBuffer is made) and any registered with register_statistics
+    builtin = ('min', 'max', 'current', 'mean')
+    if obj is HistoryBuffer and (name in builtin or name in HistoryBuffer._statistics_methods):
+        return getattr(HistoryBuffer, name)
+    raise UntrustedCheckpointError(
+        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) is not '
+        'a HistoryBuffer statistics method')
+
+
+def _numpy_globals():
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    allowed = [np.ndarray, np.dtype]
+    # numpy 1.x writes numpy.core.*, numpy 2.x numpy._core.*: accept both names
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        allowed += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                    (multiarray.scalar, f'{module}.scalar')]
+    # numpy 2.x pickles some dtypes through their DType classes
+    allowed += [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32,
+                                             np.bool_, np.uint8)]
+    return allowed
+
+
+SAFE_GLOBALS = [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
+                *_numpy_globals()]
+
+_DISALLOWED = re.compile(r'(Unsupported global|GLOBAL|unrecognized function|'
+                         r'getattr\(|is not a HistoryBuffer)[^\n]*')
+
+
+def load_checkpoint_file(filename: str, map_location=None) -> Any:
+    """``torch.load(filename, weights_only=True)`` with mmengine's globals allowed.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UntrustedCheckpointError: the file holds another pickled object.
+        CorruptCheckpointError: the file is truncated or not a checkpoint.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = _DISALLOWED.search(str(error))
+        if found is None:
+            raise CorruptCheckpointError(_corrupt_message(filename, error)) from None
+        raise UntrustedCheckpointError(
+            f'Refused to load {filename}: it holds a pickled object that is not '
+            f'plain weights ({found.group(0).strip()}). Checkpoints are loaded '
+            "with torch's weights-only unpickler because unpickling can run "
+            'arbitrary code; only tensors, containers and the objects of '
+            "mmengine's own checkpoints are accepted. If you trust where this "
+            'file comes from, re-save just its weights once, e.g. '
+            "torch.save({'state_dict': torch.load(f, weights_only=False)"
+            "['state_dict']}, 'clean.pth'), and load clean.pth.") from None
+    except (OSError, MemoryError):
+        raise  # the file system's problem, not the file's
+    except Exception as error:  # noqa: BLE001  (the legacy loader fails in many ways)
+        raise CorruptCheckpointError(_corrupt_message(filename, error)) from None
+
+
+def _corrupt_message(filename: str, error: Exception) -> str:
+    return (f'{filename} is not a readable PyTorch checkpoint: it is truncated or '
+            f'corrupt ({type(error).__name__}: {str(error).splitlines()[0]}). A file '
+            'cut short by a killed run is unusable; resume from an earlier checkpoint.')
+
+
+CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)

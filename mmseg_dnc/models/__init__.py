@@ -1,0 +1,3 @@
+from .dnc_head import DNCDecodeHead
+
+__all__ = ['DNCDecodeHead']

@@ -1,0 +1,406 @@
+"""``DNCDecodeHead``: an mmseg decode head whose final 1x1 conv is replaced by
+a nearest-sub-centroid classifier (Deep Nearest Centroids, ICLR 2023).
+
+The user's contract: in the decode head of any mmseg config set
+``type='DNCDecodeHead'`` and ``decoder=`` the type it had (``'FCNHead'``,
+``'ASPPHead'``, ``'UPerHead'``, ...); every other key stays as it was.
+
+Building ``DNCDecodeHead(decoder='ASPPHead', ...)`` returns an instance of a
+class derived from both this class and ``ASPPHead`` (named ``DNCASPPHead``),
+so the decoder's modules, state_dict keys and ``_forward_feature`` are
+exactly mmseg's, and only ``cls_seg`` (and the training step) differ.
+
+Shape legend: B batch, C classes, K sub-centroids per class, D embedding
+width (the decoder's ``channels``), h, w feature size, N = B*h*w, M labelled
+pixels.
+"""
+import sys
+from numbers import Integral
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.logging import print_log
+from torch import Tensor
+
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
+from . import dnc_core
+from .subcentroid_memory import enqueue_, stored_entries
+
+_SEAM_HELP = (
+    'DNCDecodeHead needs a decoder whose forward is `_forward_feature(inputs)` '
+    'followed by `cls_seg(feat)`, as FCNHead, ASPPHead, PSPHead and UPerHead '
+    'in mmseg 1.x')
+
+
+def _seam_error(decoder_cls: type) -> Optional[str]:
+    """Why ``decoder_cls`` cannot carry DNC, or None when it can."""
+    name = decoder_cls.__name__
+    if not (isinstance(decoder_cls, type) and issubclass(decoder_cls, BaseDecodeHead)):
+        return f'{name} is not an mmseg decode head (a BaseDecodeHead subclass)'
+    if issubclass(decoder_cls, DNCDecodeHead):
+        return f'{name} is already a DNC head'
+    feature_owner = next((c for c in decoder_cls.__mro__
+                          if '_forward_feature' in vars(c)), None)
+    forward_owner = next(c for c in decoder_cls.__mro__ if 'forward' in vars(c))
+    if feature_owner is None:
+        return f'{name} has no `_forward_feature`'
+    if not issubclass(feature_owner, forward_owner):
+        return (f'{name}.forward (from {forward_owner.__name__}) does not go '
+                f'through `_forward_feature` (from {feature_owner.__name__})')
+    return None
+
+
+def _resolve_decoder(decoder) -> type:
+    if decoder is None:
+        raise TypeError(
+            "DNCDecodeHead needs `decoder`: the type the decode head had before, "
+            "e.g. decode_head=dict(type='DNCDecodeHead', decoder='ASPPHead', ...).")
+    if isinstance(decoder, str):
+        decoder_cls = MODELS.get(decoder)
+        if decoder_cls is None:
+            raise KeyError(
+                f"DNCDecodeHead(decoder='{decoder}'): no such head in mmseg's "
+                "MODELS registry. Use the type of your decode head, e.g. "
+                "'FCNHead', 'ASPPHead' or 'UPerHead' (add the module defining it "
+                'to custom_imports if it is your own).')
+    else:
+        decoder_cls = decoder
+    why = _seam_error(decoder_cls)
+    if why is not None:
+        raise TypeError(f'DNCDecodeHead(decoder={decoder_cls.__name__!r}): {why}. '
+                        f'{_SEAM_HELP}.')
+    return decoder_cls
+
+
+_DNC_CLASSES: Dict[type, type] = {}
+
+
+def dnc_class_for(decoder_cls: type) -> type:
+    """The class ``DNC<decoder>``, deriving from DNCDecodeHead and the decoder.
+
+    It is made once per decoder and published in this module, so instances
+    can be pickled by reference.
+    """
+    if decoder_cls not in _DNC_CLASSES:
+        name = f'DNC{decoder_cls.__name__}'
+        cls = type(decoder_cls)(name, (DNCDecodeHead, decoder_cls), {
+            '__module__': __name__, '__qualname__': name,
+            '__doc__': f'{decoder_cls.__name__} with a DNC classifier; see DNCDecodeHead.'})
+        _DNC_CLASSES[decoder_cls] = cls
+        setattr(sys.modules[__name__], name, cls)
+    return _DNC_CLASSES[decoder_cls]
+
+
+def __getattr__(name: str):
+    """Recreate ``DNC<decoder>`` classes on demand (unpickling in a new process)."""
+    if name.startswith('DNC') and name != 'DNCDecodeHead':
+        decoder_cls = MODELS.get(name[3:])
+        if decoder_cls is not None:
+            return dnc_class_for(decoder_cls)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def _check(condition: bool, key: str, value, need: str) -> None:
+    if not condition:
+        raise ValueError(f'DNCDecodeHead: {key}={value!r} is invalid; {need}.')
+
+
+@MODELS.register_module()
+class DNCDecodeHead(BaseDecodeHead):
+    """Deep Nearest Centroids classifier on top of an mmseg decoder.
+
+    Args:
+        decoder (str | type): the decode head type to build on, e.g.
+            ``'ASPPHead'``; its own keyword arguments pass through unchanged.
+        num_subcentroids (int | Sequence[int]): K, for all classes or one per
+            class. Default 10 (the paper's segmentation setting).
+        momentum (float): momentum of the sub-centroid update, in [0, 1).
+        sinkhorn_epsilon (float): entropy of the Sinkhorn plan, > 0.
+        sinkhorn_iterations (int): Sinkhorn-Knopp iterations, >= 1.
+        update_from (str): ``'correct'`` (default, the reference): update
+            from pixels the current prediction gets right; ``'all'``: from
+            every labelled pixel.
+        loss_ppc_weight (float): weight of the pixel-prototype contrastive
+            loss (``loss_ppc``). Default 0.01.
+        loss_ppd_weight (float): weight of the pixel-prototype distance loss
+            (``loss_ppd``). Default 0.001.
+        ppc_temperature (float): temperature of the PPC logits.
+        score_norm (str): ``'layernorm'`` (default, the reference): LayerNorm
+            with learnable affine over the C class scores; ``'temperature'``:
+            class scores divided by ``score_temperature``.
+        score_temperature (float): used with ``score_norm='temperature'``.
+        projection (bool): ProtoSeg's projection (1x1 conv, norm, ReLU, 1x1
+            conv) before the embedding; off by default, as in DNC.
+        memory_size (int): slots per class of the FIFO memory of recent
+            embeddings that Sinkhorn clusters with the batch; 0 (default) = off.
+        memory_per_step (int): most pixels per class written per step.
+        **kwargs: the decoder's arguments (in_channels, channels,
+            num_classes, loss_decode, ...).
+    """
+
+    def __new__(cls, *args, decoder=None, **kwargs):
+        if cls is DNCDecodeHead:
+            cls = dnc_class_for(_resolve_decoder(decoder))
+        return super().__new__(cls)
+
+    def __init__(self,
+                 decoder: Union[str, type],
+                 num_subcentroids: Union[int, Sequence[int]] = 10,
+                 momentum: float = 0.999,
+                 sinkhorn_epsilon: float = 0.05,
+                 sinkhorn_iterations: int = 3,
+                 update_from: str = 'correct',
+                 loss_ppc_weight: float = 0.01,
+                 loss_ppd_weight: float = 0.001,
+                 ppc_temperature: float = 0.1,
+                 score_norm: str = 'layernorm',
+                 score_temperature: float = 0.1,
+                 projection: bool = False,
+                 memory_size: int = 0,
+                 memory_per_step: int = 64,
+                 **kwargs):
+        num_classes = kwargs.get('num_classes')
+        per_class = self._check_settings(
+            num_classes, num_subcentroids, momentum, sinkhorn_epsilon,
+            sinkhorn_iterations, update_from, loss_ppc_weight, loss_ppd_weight,
+            ppc_temperature, score_norm, score_temperature, memory_size,
+            memory_per_step)
+        super().__init__(**kwargs)
+        if self.out_channels != self.num_classes:
+            raise ValueError(
+                f'DNCDecodeHead: out_channels={self.out_channels} with '
+                f'num_classes={self.num_classes}: a single-logit (sigmoid) head '
+                'has no classes to hold sub-centroids; set out_channels='
+                'num_classes (or drop it) and use a softmax loss.')
+        # The 1x1 conv is what DNC replaces: no weights to train, none in the
+        # state_dict, and no parameter without gradient to upset DDP.
+        del self.conv_seg
+        self.init_cfg = _without_conv_seg(self.init_cfg)
+
+        self.decoder_type = type(self).__mro__[2].__name__
+        self.momentum = momentum
+        self.sinkhorn_epsilon = sinkhorn_epsilon
+        self.sinkhorn_iterations = sinkhorn_iterations
+        self.update_from = update_from
+        self.loss_ppc_weight = loss_ppc_weight
+        self.loss_ppd_weight = loss_ppd_weight
+        self.ppc_temperature = ppc_temperature
+        self.score_temperature = score_temperature
+        self.memory_per_step = memory_per_step
+
+        dim = self.channels
+        self.projection = nn.Sequential(
+            ConvModule(dim, dim, 1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                       act_cfg=self.act_cfg),
+            nn.Conv2d(dim, dim, 1)) if projection else None
+        self.feature_norm = nn.LayerNorm(dim)
+        self.score_norm = nn.LayerNorm(self.num_classes) \
+            if score_norm == 'layernorm' else None
+
+        k_max = max(per_class)
+        self.num_subcentroids = per_class
+        sub_centroids = F.normalize(torch.randn(self.num_classes, k_max, dim), dim=-1)
+        self.register_buffer('sub_centroids', sub_centroids)
+        if min(per_class) < k_max:
+            active = torch.arange(k_max)[None, :] < torch.tensor(per_class)[:, None]
+            self.register_buffer('subcentroid_active', active, persistent=False)
+        else:
+            self.subcentroid_active = None
+        if memory_size > 0:
+            self.register_buffer('memory', torch.zeros(self.num_classes, memory_size, dim))
+            self.register_buffer('memory_filled', torch.zeros(self.num_classes, dtype=torch.long))
+            self.register_buffer('memory_pointer', torch.zeros(self.num_classes, dtype=torch.long))
+        else:
+            self.memory = None
+
+    @staticmethod
+    def _check_settings(num_classes, num_subcentroids, momentum, epsilon,
+                        iterations, update_from, ppc_weight, ppd_weight,
+                        ppc_temperature, score_norm, score_temperature,
+                        memory_size, memory_per_step) -> List[int]:
+        """Validate the DNC keys; returns K per class."""
+        _check(isinstance(num_classes, Integral) and num_classes >= 1,
+               'num_classes', num_classes, 'it must be a positive int')
+        if isinstance(num_subcentroids, Integral):
+            _check(num_subcentroids >= 1, 'num_subcentroids', num_subcentroids,
+                   'K must be >= 1 (the paper uses 10)')
+            per_class = [int(num_subcentroids)] * num_classes
+        else:
+            per_class = list(num_subcentroids)
+            _check(len(per_class) == num_classes, 'num_subcentroids',
+                   num_subcentroids,
+                   f'a per-class list needs one K per class: {num_classes} '
+                   f'values, got {len(per_class)}')
+            _check(all(isinstance(k, Integral) and k >= 1 for k in per_class),
+                   'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
+        _check(0.0 <= momentum < 1.0, 'momentum', momentum,
+               'it must be in [0, 1) (the paper uses 0.999)')
+        _check(epsilon > 0, 'sinkhorn_epsilon', epsilon, 'it must be > 0 (the paper uses 0.05)')
+        _check(isinstance(iterations, Integral) and iterations >= 1,
+               'sinkhorn_iterations', iterations, 'it must be an int >= 1 (the paper uses 3)')
+        _check(update_from in ('correct', 'all'), 'update_from', update_from,
+               "use 'correct' or 'all'")
+        _check(ppc_weight >= 0, 'loss_ppc_weight', ppc_weight, 'it must be >= 0')
+        _check(ppd_weight >= 0, 'loss_ppd_weight', ppd_weight, 'it must be >= 0')
+        _check(ppc_temperature > 0, 'ppc_temperature', ppc_temperature, 'it must be > 0')
+        _check(score_norm in ('layernorm', 'temperature'), 'score_norm', score_norm,
+               "use 'layernorm' or 'temperature'")
+        _check(score_temperature > 0, 'score_temperature', score_temperature,
+               'it must be > 0')
+        _check(isinstance(memory_size, Integral) and memory_size >= 0, 'memory_size',
+               memory_size, 'it must be an int >= 0 (0 turns the memory off)')
+        _check(isinstance(memory_per_step, Integral) and memory_per_step >= 1,
+               'memory_per_step', memory_per_step, 'it must be an int >= 1')
+        return per_class
+
+    def extra_repr(self) -> str:
+        k = self.num_subcentroids
+        k = k[0] if len(set(k)) == 1 else k
+        return (f'{super().extra_repr()}, decoder={self.decoder_type}, '
+                f'num_subcentroids={k}, momentum={self.momentum}')
+
+    # ---------------------------------------------------------------- forward
+    def embed(self, feat: Tensor) -> Tensor:
+        """(B, channels, h, w) decoder features -> (B, D, h, w) unit embeddings."""
+        if self.dropout is not None:
+            feat = self.dropout(feat)
+        if self.projection is not None:
+            feat = self.projection(feat)
+        return dnc_core.embed(feat, self.feature_norm.weight, self.feature_norm.bias,
+                              self.feature_norm.eps)
+
+    def logits_from_scores(self, sub_scores: Tensor) -> Tensor:
+        """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits."""
+        scores = dnc_core.class_scores(sub_scores, self.num_classes,
+                                       self.subcentroid_active)
+        if self.score_norm is None:
+            return scores / self.score_temperature
+        scores = scores.permute(0, 2, 3, 1)
+        scores = F.layer_norm(scores, scores.shape[-1:], self.score_norm.weight,
+                              self.score_norm.bias, self.score_norm.eps)
+        return scores.permute(0, 3, 1, 2)
+
+    def cls_seg(self, feat: Tensor) -> Tensor:
+        """Nearest-sub-centroid classification: (B, channels, h, w) -> (B, C, h, w)."""
+        sub_scores = dnc_core.subcentroid_scores(self.embed(feat), self.sub_centroids)
+        return self.logits_from_scores(sub_scores)
+
+    def forward(self, inputs) -> Tensor:
+        """Multi-level features -> (B, C, h, w) logits, like mmseg's heads."""
+        return self.cls_seg(self._forward_feature(inputs))
+
+    # --------------------------------------------------------------- training
+    def loss(self, inputs: Tuple[Tensor], batch_data_samples, train_cfg) -> dict:
+        """mmseg's losses on the class logits, plus ``loss_ppc`` and
+        ``loss_ppd``; moves the sub-centroids one momentum step."""
+        embeddings = self.embed(self._forward_feature(inputs))
+        # a copy: backward needs the scores' weights as they were before the
+        # in-place update below
+        sub_scores = dnc_core.subcentroid_scores(embeddings, self.sub_centroids.clone())
+        seg_logits = self.logits_from_scores(sub_scores)
+        losses = self.loss_by_feat(seg_logits, batch_data_samples)
+        losses.update(self.learn_subcentroids(
+            embeddings, sub_scores, seg_logits, self._stack_batch_gt(batch_data_samples)))
+        return losses
+
+    def learn_subcentroids(self, embeddings: Tensor, sub_scores: Tensor,
+                           seg_logits: Tensor, seg_label: Tensor) -> Dict[str, Tensor]:
+        """Assign labelled pixels to sub-centroids, update them, and return
+        the PPC and PPD losses.
+
+        Args:
+            embeddings (Tensor): (B, D, h, w) unit embeddings.
+            sub_scores (Tensor): (B, C*K, h, w) their sub-centroid scores.
+            seg_logits (Tensor): (B, C, h, w) class logits.
+            seg_label (Tensor): (B, 1, H, W) ground truth at input size.
+        """
+        b, d, h, w = embeddings.shape
+        c, k = self.num_classes, self.sub_centroids.shape[1]
+        labels = F.interpolate(seg_label.float(), size=(h, w), mode='nearest')
+        labels = labels.long().view(-1)  # (N,), pixel order b, h, w
+        labelled = labels != self.ignore_index
+        y = labels[labelled]
+        scores = sub_scores.permute(0, 2, 3, 1).reshape(-1, c * k)[labelled]  # (M, C*K)
+        if y.numel() and (y.min() < 0 or y.max() >= c):
+            raise ValueError(
+                f'DNCDecodeHead: labels must be in [0, {c}) or ignore_index='
+                f'{self.ignore_index}, got values in [{int(y.min())}, {int(y.max())}]. '
+                'Check num_classes and the dataset (reduce_zero_label for ADE20K).')
+        if self.subcentroid_active is not None:
+            scores = scores.masked_fill(~self.subcentroid_active.view(1, -1), float('-inf'))
+
+        with torch.no_grad():
+            x = embeddings.detach().permute(0, 2, 3, 1).reshape(-1, d)[labelled]
+            own = scores.detach().view(-1, c, k)[torch.arange(y.numel()), y]  # (M, K)
+            assignment = self._assign_and_update(x, y, own, seg_logits, labelled)
+
+        if y.numel() == 0:  # nothing labelled: zero losses that keep the graph
+            zero = sub_scores.sum() * 0.0
+            return dict(loss_ppc=zero, loss_ppd=zero)
+        target = y * k + assignment
+        return dict(
+            loss_ppc=self.loss_ppc_weight * dnc_core.ppc_loss(scores, target, self.ppc_temperature),
+            loss_ppd=self.loss_ppd_weight * dnc_core.ppd_loss(scores, target))
+
+    def _assign_and_update(self, x: Tensor, y: Tensor, own: Tensor,
+                           seg_logits: Tensor, labelled: Tensor) -> Tensor:
+        """Sinkhorn over the batch (and memory), momentum step, enqueue.
+
+        Args:
+            x (Tensor): (M, D) embeddings; y (M,) classes; own (M, K) their
+                scores against their own class's sub-centroids.
+            seg_logits (Tensor): (B, C, h, w); labelled (N,) bool.
+
+        Returns:
+            Tensor: (M,) assignment of the batch pixels.
+        """
+        m = y.numel()
+        if self.memory is not None:
+            stored, stored_y, filled = stored_entries(self.memory, self.memory_filled)
+            stored_own = torch.bmm(self.memory, self.sub_centroids.transpose(1, 2))[filled]
+            x_all, y_all = torch.cat([x, stored.to(x.dtype)]), torch.cat([y, stored_y])
+            own_all = torch.cat([own.float(), stored_own.float()])
+        else:
+            x_all, y_all, own_all = x, y, own
+        _, assignment_all = dnc_core.sinkhorn_assign(
+            own_all, y_all, self.num_classes, self.sinkhorn_epsilon,
+            self.sinkhorn_iterations, self.subcentroid_active)
+        assignment = assignment_all[:m]
+
+        learn = torch.ones_like(y_all, dtype=torch.bool)
+        if self.update_from == 'correct':
+            predicted = seg_logits.detach().argmax(dim=1).view(-1)[labelled]
+            learn[:m] = predicted == y
+        if not bool(torch.isfinite(x).all()):
+            print_log('DNCDecodeHead: non-finite decoder features in this batch; '
+                      'sub-centroids not updated this step.', logger='current',
+                      level=30)
+            return assignment
+        new, _ = dnc_core.momentum_update(
+            self.sub_centroids, x_all[learn], y_all[learn], assignment_all[learn],
+            self.momentum)
+        self.sub_centroids.copy_(new)
+        if self.memory is not None:
+            keep = learn[:m]
+            enqueue_(self.memory, self.memory_filled, self.memory_pointer,
+                     x[keep], y[keep], self.memory_per_step)
+        return assignment
+
+
+def _without_conv_seg(init_cfg):
+    """Drop init_cfg overrides aimed at the removed ``conv_seg``."""
+    if isinstance(init_cfg, (list, tuple)):
+        kept = [cfg for cfg in (_without_conv_seg(c) for c in init_cfg) if cfg]
+        return kept or None
+    if isinstance(init_cfg, dict):
+        override = init_cfg.get('override')
+        if isinstance(override, dict) and override.get('name') == 'conv_seg':
+            return None  # the default init of BaseDecodeHead: nothing left to init
+        if isinstance(override, (list, tuple)):
+            rest = [o for o in override if o.get('name') != 'conv_seg']
+            init_cfg = dict(init_cfg, override=rest) if rest else None
+    return init_cfg
