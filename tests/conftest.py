@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny CPU versions of mmseg's own base models, real data."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.hub import get_config
+from mmengine.structures import PixelData
+
+import mmseg_dnc  # noqa: F401  (registers DNCDecodeHead)
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+from mmseg_dnc.utils import replace_sync_bn
+
+register_all_modules(init_default_scope=True)  # as mmseg's tools do
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHARED_DATA = osp.join(ROOT, '..', 'shared', 'data')
+CAMVID = osp.join(SHARED_DATA, 'camvid')
+
+# mmseg's base model configs, shrunk for a 2-core CPU: ResNet-18 instead of 50
+# (stage widths 64..512), Swin with embed_dims 32 and one block per stage.
+BASE_MODELS = {
+    'FCNHead': 'mmseg::_base_/models/fcn_r50-d8.py',
+    'ASPPHead': 'mmseg::_base_/models/deeplabv3_r50-d8.py',
+    'UPerHead': 'mmseg::_base_/models/upernet_swin.py',
+}
+
+
+def tiny_model_cfg(decoder: str, num_classes: int = 5, dnc: bool = True,
+                   **dnc_keys):
+    """mmseg's base model for ``decoder``, shrunk, with the head swapped to DNC."""
+    model = get_config(BASE_MODELS[decoder]).model
+    replace_sync_bn(model)
+    model.pretrained = None
+    model.data_preprocessor.size_divisor = 32
+    if decoder == 'UPerHead':
+        model.backbone.update(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
+                              window_size=4, pretrain_img_size=64, drop_path_rate=0.0)
+        model.decode_head.update(in_channels=[16, 32, 64, 128], channels=32)
+        model.auxiliary_head.update(in_channels=64, channels=16)
+    else:
+        model.backbone.update(depth=18, init_cfg=None)
+        model.decode_head.update(in_channels=512, channels=32)
+        model.auxiliary_head.update(in_channels=256, channels=16)
+    model.decode_head.num_classes = model.auxiliary_head.num_classes = num_classes
+    if dnc:
+        model.decode_head.update(type='DNCDecodeHead', decoder=decoder, **dnc_keys)
+    return model
+
+
+def build_model(decoder: str, num_classes: int = 5, **dnc_keys):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg(decoder, num_classes, **dnc_keys))
+    model.init_weights()
+    return model
+
+
+def make_batch(labels: torch.Tensor, seed: int = 0) -> dict:
+    """A data batch as mmseg's dataloader gives it: uint8 images, gt maps.
+
+    Args:
+        labels (Tensor): (B, H, W) int64 label maps.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    b, h, w = labels.shape
+    inputs = [torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8)
+              for _ in range(b)]
+    samples = []
+    for label in labels:
+        sample = SegDataSample(gt_sem_seg=PixelData(data=label[None].clone()))
+        sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.fixture(params=list(BASE_MODELS))
+def decoder(request):
+    return request.param
+
+
+def camvid_available() -> bool:
+    return osp.isdir(osp.join(CAMVID, 'train'))

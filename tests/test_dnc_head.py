@@ -1,0 +1,195 @@
+"""DNCDecodeHead on mmseg's own FCN, DeepLabV3 (ASPP) and Swin-UperNet models."""
+import copy
+import pickle
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+
+from mmseg.registry import MODELS
+from mmseg_dnc.models.dnc_head import DNCDecodeHead
+from .conftest import build_model, make_batch, tiny_model_cfg
+
+C = 5
+
+
+def train_step(model, batch, lr=0.01):
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr))
+    return model.train_step(batch, optim)
+
+
+def random_labels(b=2, h=64, w=64, num_classes=C, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, num_classes, (b, h, w), generator=gen)
+
+
+def test_head_is_the_decoder_with_dnc_classifier(decoder):
+    model = build_model(decoder, C)
+    head = model.decode_head
+    assert isinstance(head, DNCDecodeHead) and type(head).__name__ == f'DNC{decoder}'
+    assert type(head).__mro__[2] is MODELS.get(decoder)
+    assert not hasattr(head, 'conv_seg')
+    state = model.state_dict()
+    assert state['decode_head.sub_centroids'].shape == (C, 10, 32)
+    assert not any('conv_seg' in key for key in state if key.startswith('decode_head'))
+    # the decoder's own keys are exactly mmseg's parametric ones, minus conv_seg
+    parametric = MODELS.build(tiny_model_cfg(decoder, C, dnc=False)).state_dict()
+    ours = {k for k in state if k.startswith('decode_head')} - {
+        'decode_head.sub_centroids'} - {k for k in state if '_norm.' in k}
+    assert ours == {k for k in parametric if k.startswith('decode_head')
+                    and 'conv_seg' not in k}
+    # sub-centroids are state, not parameters: no optimizer ever sees them
+    assert all(p is not head.sub_centroids for p in model.parameters())
+    torch.testing.assert_close(head.sub_centroids.norm(dim=-1), torch.ones(C, 10))
+    # the auxiliary FCN head stays parametric
+    assert type(model.auxiliary_head).__name__ == 'FCNHead'
+
+
+def test_train_step_losses_and_update(decoder):
+    model = build_model(decoder, C)
+    before = model.decode_head.sub_centroids.clone()
+    log = train_step(model, make_batch(random_labels()))
+    for key in ('decode.loss_ce', 'decode.loss_ppc', 'decode.loss_ppd', 'aux.loss_ce',
+                'decode.acc_seg', 'loss'):
+        assert key in log and torch.isfinite(log[key]), key
+    assert log['decode.loss_ppc'] > 0 and log['decode.loss_ppd'] > 0
+    after = model.decode_head.sub_centroids
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after.norm(dim=-1), torch.ones(C, 10))
+    # momentum 0.999: a step moves a sub-centroid by at most about 2e-3
+    assert (after - before).norm(dim=-1).max() < 3e-3
+
+
+def test_predict_shapes_and_no_update(decoder):
+    model = build_model(decoder, C)
+    batch = make_batch(random_labels(h=64, w=96))
+    before = model.decode_head.sub_centroids.clone()
+    model.eval()
+    with torch.no_grad():
+        out = model.test_step(batch)
+        logits = model.decode_head(model.extract_feat(
+            model.data_preprocessor(batch)['inputs']))
+    assert len(out) == 2 and out[0].pred_sem_seg.data.shape == (1, 64, 96)
+    assert out[0].seg_logits.data.shape == (C, 64, 96)
+    assert logits.shape[:2] == (2, C)
+    assert torch.equal(before, model.decode_head.sub_centroids)
+    model.train()  # train mode without a loss step: still no update
+    with torch.no_grad():
+        model.val_step(batch)
+    assert torch.equal(before, model.decode_head.sub_centroids)
+
+
+def test_all_ignored_labels():
+    model = build_model('FCNHead', C)
+    before = model.decode_head.sub_centroids.clone()
+    log = train_step(model, make_batch(torch.full((2, 64, 64), 255)))
+    assert all(torch.isfinite(v) for v in log.values())
+    assert log['decode.loss_ppc'] == 0 and log['decode.loss_ppd'] == 0
+    assert torch.equal(before, model.decode_head.sub_centroids)
+
+
+def test_absent_classes_keep_their_subcentroids():
+    model = build_model('ASPPHead', C, update_from='all')
+    before = model.decode_head.sub_centroids.clone()
+    labels = random_labels(num_classes=2)  # classes 0 and 1 only
+    labels[:, :8] = 255
+    train_step(model, make_batch(labels))
+    after = model.decode_head.sub_centroids
+    assert torch.equal(before[2:], after[2:])
+    assert not torch.equal(before[:2], after[:2])
+
+
+def test_update_only_from_correct_pixels():
+    model = build_model('FCNHead', C)
+    head = model.decode_head
+    emb = torch.nn.functional.normalize(torch.randn(1, 32, 2, 2), dim=1)
+    sub_scores = torch.zeros(1, C * 10, 2, 2)
+    logits = torch.zeros(1, C, 2, 2)
+    logits[:, 1] = 1.0  # predicts class 1 everywhere
+    label = torch.zeros(1, 1, 2, 2, dtype=torch.long)  # all class 0: all wrong
+    before = head.sub_centroids.clone()
+    head.learn_subcentroids(emb, sub_scores, logits, label)
+    assert torch.equal(before, head.sub_centroids)
+    label[:] = 1  # all right
+    head.learn_subcentroids(emb, sub_scores, logits, label)
+    assert not torch.equal(before[1], head.sub_centroids[1])
+
+
+def test_per_class_k_and_memory():
+    ks = [1, 2, 3, 4, 10]
+    model = build_model('FCNHead', C, num_subcentroids=ks, memory_size=16, update_from='all')
+    head = model.decode_head
+    assert head.sub_centroids.shape == (C, 10, 32)
+    log = train_step(model, make_batch(random_labels()))
+    assert torch.isfinite(log['loss'])
+    assert (head.memory_filled == 16).all()  # ~25 labelled pixels per class at 8x8
+    train_step(model, make_batch(random_labels(seed=1), seed=1))  # Sinkhorn with memory
+    assert 'decode_head.memory' in model.state_dict()
+
+
+def test_init_weights_and_copies():
+    model = build_model('UPerHead', C)
+    model.init_weights()
+    head = model.decode_head
+    clone = copy.deepcopy(head)
+    assert torch.equal(clone.sub_centroids, head.sub_centroids)
+    restored = pickle.loads(pickle.dumps(head))
+    assert type(restored) is type(head)
+
+
+def test_bf16_autocast_train_step():
+    model = build_model('ASPPHead', C)
+    batch = make_batch(random_labels())
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        for _ in range(3):
+            log = train_step(model, batch)
+    assert all(torch.isfinite(v) for v in log.values())
+    sub = model.decode_head.sub_centroids
+    assert sub.dtype == torch.float32 and torch.isfinite(sub).all()
+
+
+def test_labels_out_of_range_are_named():
+    model = build_model('FCNHead', C)
+    labels = random_labels()
+    labels[0, 0, :8] = 7
+    with pytest.raises(ValueError, match=r'labels must be in \[0, 5\)'):
+        model.decode_head.learn_subcentroids(
+            torch.nn.functional.normalize(torch.randn(2, 32, 8, 8), dim=1),
+            torch.zeros(2, C * 10, 8, 8), torch.zeros(2, C, 8, 8), labels[:, None])
+
+
+BASE = dict(in_channels=8, channels=8, num_classes=3, decoder='FCNHead')
+
+
+@pytest.mark.parametrize('keys, message', [
+    (dict(num_subcentroids=0), 'num_subcentroids=0 is invalid; K must be >= 1'),
+    (dict(num_subcentroids=[2, 2]), 'a per-class list needs one K per class: 3 values, got 2'),
+    (dict(momentum=1.0), 'momentum=1.0 is invalid; it must be in'),
+    (dict(momentum=-0.1), 'momentum=-0.1'),
+    (dict(sinkhorn_epsilon=0), 'sinkhorn_epsilon=0 is invalid'),
+    (dict(sinkhorn_iterations=0), 'sinkhorn_iterations=0 is invalid'),
+    (dict(loss_ppc_weight=-1), 'loss_ppc_weight=-1'),
+    (dict(loss_ppd_weight=-1), 'loss_ppd_weight=-1'),
+    (dict(update_from='wrong'), "update_from='wrong'"),
+])
+def test_bad_settings_fail_at_build(keys, message):
+    with pytest.raises(ValueError, match=message.replace('[', r'\[').replace('(', r'\(')):
+        MODELS.build(dict(BASE, type='DNCDecodeHead', **keys))
+
+
+@pytest.mark.parametrize('decoder, message', [
+    ('NoSuchHead', "no such head in mmseg's MODELS registry"),
+    ('DepthwiseSeparableASPPHead', 'DepthwiseSeparableASPPHead.forward .from Depthwise'),
+    ('SegformerHead', 'SegformerHead has no `_forward_feature`'),
+    ('ResNet', 'ResNet is not an mmseg decode head'),
+    (None, 'DNCDecodeHead needs `decoder`'),
+])
+def test_unsupported_decoders_are_named(decoder, message):
+    with pytest.raises((KeyError, TypeError), match=message):
+        MODELS.build(dict(BASE, type='DNCDecodeHead', decoder=decoder))
+
+
+def test_psphead_works_too():
+    head = MODELS.build(dict(type='DNCDecodeHead', decoder='PSPHead', in_channels=8,
+                             channels=8, num_classes=3, pool_scales=(1, 2)))
+    assert head([torch.randn(2, 8, 6, 6)]).shape == (2, 3, 6, 6)
