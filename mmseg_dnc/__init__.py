@@ -6,7 +6,8 @@ first: on mmcv-lite it must run before anything imports ``mmseg.models``.
 """
 from . import compat  # noqa: F401  (must precede mmseg.models)
 from . import checkpoint  # noqa: F401
+from .datasets import CamVidDataset
 from .models import DNCDecodeHead
 
 __version__ = '0.1.0'
-__all__ = ['DNCDecodeHead', '__version__']
+__all__ = ['CamVidDataset', 'DNCDecodeHead', '__version__']

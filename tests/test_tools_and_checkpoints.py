@@ -1,0 +1,114 @@
+"""tools/train.py and tools/test.py on real CamVid files through mmseg's
+loaders; checkpoints loaded with the weights-only unpickler on every path."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmseg.apis import init_model
+from mmseg_dnc.checkpoint import CorruptCheckpointError, UntrustedCheckpointError
+from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
+from .conftest import CAMVID, ROOT
+
+CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
+DATA = [f'{loader}.dataset.data_root={CAMVID}'
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def run_tool(tool, *args, check=True):
+    assert osp.isdir(osp.join(CAMVID, 'train')), f'real CamVid data missing at {CAMVID}'
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{tool} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
+    return proc
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """2 iterations, then resumed to 4: (work_dir, train log of the resume)."""
+    work_dir = str(tmp_path_factory.mktemp('train'))
+    run_tool('train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
+             'train_cfg.max_iters=2', *DATA)
+    resumed = run_tool('train.py', CONFIG, '--work-dir', work_dir, '--resume',
+                       '--cfg-options', 'train_cfg.max_iters=4', *DATA)
+    return work_dir, resumed.stdout + resumed.stderr
+
+
+def test_train_resume_and_losses_logged(trained):
+    work_dir, log = trained
+    assert 'resumed epoch: 0, iter: 2' in log
+    for key in ('decode.loss_ce', 'decode.loss_ppc', 'decode.loss_ppd', 'aux.loss_ce'):
+        assert key in log
+    first, second = (load_state(osp.join(work_dir, f'iter_{i}.pth')) for i in (2, 4))
+    assert second['meta']['iter'] == 4
+    sub2 = first['state_dict']['decode_head.sub_centroids']
+    sub4 = second['state_dict']['decode_head.sub_centroids']
+    assert sub2.shape == (11, 10, 32) and not torch.equal(sub2, sub4)
+    assert 'decode_head.conv_seg.weight' not in second['state_dict']
+    # resume restored the optimizer's state and the message hub
+    assert second['optimizer']['state'] and 'log_scalars' in second['message_hub']
+
+
+def test_test_tool_prints_miou(trained, tmp_path):
+    work_dir, _ = trained
+    proc = run_tool('test.py', CONFIG, osp.join(work_dir, 'iter_4.pth'), '--work-dir',
+                    str(tmp_path), '--cfg-options', *DATA)
+    out = proc.stdout + proc.stderr
+    assert 'mIoU' in out and 'Pedestrian' in out and 'aAcc' in out
+
+
+def test_init_model_loads_weights_only(trained):
+    work_dir, _ = trained
+    ckpt = osp.join(work_dir, 'iter_4.pth')
+    allowed_before = torch.serialization.get_safe_globals()
+    model = init_model(CONFIG, ckpt, device='cpu')
+    expected = load_state(ckpt)['state_dict']['decode_head.sub_centroids']
+    assert torch.equal(model.decode_head.sub_centroids, expected)
+    assert model.dataset_meta['classes'][0] == 'Sky'
+    # nothing was allowed globally in torch
+    assert torch.serialization.get_safe_globals() == allowed_before
+
+
+class RunsCode:
+    """A pickled object that would create a file if it were ever unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def test_untrusted_checkpoint_is_refused_everywhere(trained, tmp_path):
+    work_dir, _ = trained
+    ckpt = load_state(osp.join(work_dir, 'iter_4.pth'))
+    marker = str(tmp_path / 'pwned')
+    ckpt['meta']['payload'] = RunsCode(marker)
+    evil = str(tmp_path / 'evil.pth')
+    torch.save(ckpt, evil)
+    with pytest.raises(UntrustedCheckpointError, match='Refused to load .*evil.pth'):
+        init_model(CONFIG, evil, device='cpu')
+    proc = run_tool('test.py', CONFIG, evil, '--work-dir', str(tmp_path / 'wd'),
+                    '--cfg-options', *DATA, check=False)
+    assert proc.returncode != 0 and 'Refused to load' in proc.stderr
+    proc = run_tool('train.py', CONFIG, '--work-dir', str(tmp_path / 'wd2'), '--cfg-options',
+                    f'load_from={evil}', 'train_cfg.max_iters=1', *DATA, check=False)
+    assert proc.returncode != 0 and 'Refused to load' in proc.stderr
+    assert not os.path.exists(marker)
+
+
+def test_truncated_checkpoint_gets_a_clear_error(trained, tmp_path):
+    work_dir, _ = trained
+    data = open(osp.join(work_dir, 'iter_4.pth'), 'rb').read()
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CorruptCheckpointError, match='truncated or corrupt'):
+        init_model(CONFIG, str(cut), device='cpu')
+    junk = tmp_path / 'junk.pth'
+    junk.write_bytes(b'not a checkpoint' * 64)
+    with pytest.raises(CorruptCheckpointError, match='junk.pth is not a readable'):
+        init_model(CONFIG, str(junk), device='cpu')
