@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _all_reduce_(tensor: Tensor, op=None) -> Tensor:
+def all_reduce_(tensor: Tensor, op=None) -> Tensor:
     """All-reduce in place when a process group exists; a no-op otherwise."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op is None else op)
@@ -77,14 +77,15 @@ def class_scores(sub_scores: Tensor, num_classes: int,
             classes with fewer than K sub-centroids. None: all slots used.
 
     Returns:
-        Tensor: (B, C, h, w).
+        Tensor: (B, C, h, w), stored channels-last like its input: the max
+        runs over the innermost K, with no copy of the (B, C*K, h, w) scores.
     """
     b, ck, h, w = sub_scores.shape
-    scores = sub_scores.view(b, num_classes, ck // num_classes, h, w)
+    scores = sub_scores.permute(0, 2, 3, 1).reshape(b, h, w, num_classes, ck // num_classes)
     if active is not None:
         # cosines are >= -1, so -2 never wins the max
-        scores = scores.masked_fill(~active[None, :, :, None, None], -2.0)
-    return scores.amax(dim=2)
+        scores = scores.masked_fill(~active, -2.0)
+    return scores.amax(dim=-1).permute(0, 3, 1, 2)
 
 
 def _scatter_logsumexp(values: Tensor, index: Tensor, num_groups: int) -> Tensor:
@@ -101,11 +102,11 @@ def _scatter_logsumexp(values: Tensor, index: Tensor, num_groups: int) -> Tensor
     expanded = index[:, None].expand(-1, k)
     peak = values.new_full((num_groups, k), -math.inf)
     peak.scatter_reduce_(0, expanded, values, reduce='amax', include_self=True)
-    _all_reduce_(peak, dist.ReduceOp.MAX if dist.is_available() else None)
+    all_reduce_(peak, dist.ReduceOp.MAX if dist.is_available() else None)
     peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
     total = values.new_zeros((num_groups, k))
     total.index_add_(0, index, torch.exp(values - peak[index]))
-    _all_reduce_(total)
+    all_reduce_(total)
     return torch.log(total) + peak
 
 
@@ -143,7 +144,7 @@ def sinkhorn_assign(scores: Tensor, labels: Tensor, num_classes: int,
         else:
             log_k = math.log(scores.shape[1])
         count = torch.bincount(labels, minlength=num_classes).float()
-        log_n = torch.log(_all_reduce_(count))[labels, None]
+        log_n = torch.log(all_reduce_(count))[labels, None]
         for _ in range(iterations):
             per_subcentroid = _scatter_logsumexp(log_plan, labels, num_classes)
             if active is not None:  # unused slots stay at -inf, not nan
@@ -179,8 +180,8 @@ def momentum_update(sub_centroids: Tensor, embeddings: Tensor, labels: Tensor,
         sums = embeddings.new_zeros((num_classes * k, d), dtype=torch.float32)
         sums.index_add_(0, flat, embeddings.float())
         counts = torch.bincount(flat, minlength=num_classes * k).float()
-        _all_reduce_(sums)
-        _all_reduce_(counts)
+        all_reduce_(sums)
+        all_reduce_(counts)
         old = sub_centroids.reshape(num_classes * k, d).float()
         means = F.normalize(sums, p=2, dim=1)
         moved = F.normalize(momentum * old + (1.0 - momentum) * means, p=2, dim=1)

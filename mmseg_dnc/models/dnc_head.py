@@ -14,6 +14,7 @@ Shape legend: B batch, C classes, K sub-centroids per class, D embedding
 width (the decoder's ``channels``), h, w feature size, N = B*h*w, M labelled
 pixels.
 """
+import logging
 import sys
 from numbers import Integral
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -274,15 +275,17 @@ class DNCDecodeHead(BaseDecodeHead):
                               self.feature_norm.eps)
 
     def logits_from_scores(self, sub_scores: Tensor) -> Tensor:
-        """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits."""
+        """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits,
+        contiguous like a conv's output (mmseg's loss and resize are slow on
+        channels-last maps)."""
         scores = dnc_core.class_scores(sub_scores, self.num_classes,
                                        self.subcentroid_active)
         if self.score_norm is None:
-            return scores / self.score_temperature
-        scores = scores.permute(0, 2, 3, 1)
+            return (scores / self.score_temperature).contiguous()
+        scores = scores.permute(0, 2, 3, 1)  # (B, h, w, C): a free view
         scores = F.layer_norm(scores, scores.shape[-1:], self.score_norm.weight,
                               self.score_norm.bias, self.score_norm.eps)
-        return scores.permute(0, 3, 1, 2)
+        return scores.permute(0, 3, 1, 2).contiguous()
 
     def cls_seg(self, feat: Tensor) -> Tensor:
         """Nearest-sub-centroid classification: (B, channels, h, w) -> (B, C, h, w)."""
@@ -375,10 +378,13 @@ class DNCDecodeHead(BaseDecodeHead):
         if self.update_from == 'correct':
             predicted = seg_logits.detach().argmax(dim=1).view(-1)[labelled]
             learn[:m] = predicted == y
-        if not bool(torch.isfinite(x).all()):
+        # decided across ranks: a rank that skipped would leave the others
+        # waiting in the update's all-reduce
+        non_finite = dnc_core.all_reduce_((~torch.isfinite(x)).any().float())
+        if non_finite.item() > 0:
             print_log('DNCDecodeHead: non-finite decoder features in this batch; '
                       'sub-centroids not updated this step.', logger='current',
-                      level=30)
+                      level=logging.WARNING)
             return assignment
         new, _ = dnc_core.momentum_update(
             self.sub_centroids, x_all[learn], y_all[learn], assignment_all[learn],

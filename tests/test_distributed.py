@@ -1,0 +1,79 @@
+"""Across processes (gloo, 2 CPU processes): the batched assignment and the
+update see the global batch, so every rank ends with the same sub-centroids,
+equal to one process on the whole batch."""
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from mmseg_dnc.models import dnc_core
+from .conftest import CAMVID, ROOT
+
+C, K, D = 4, 3, 8
+
+
+def global_batch():
+    gen = torch.Generator().manual_seed(0)
+    sub_centroids = F.normalize(torch.randn(C, K, D, generator=gen), dim=-1)
+    x = F.normalize(torch.randn(120, D, generator=gen), dim=-1)
+    labels = torch.randint(0, C - 1, (120,), generator=gen)  # class 3 absent
+    return sub_centroids, x, labels
+
+
+def step(sub_centroids, x, labels):
+    own = torch.einsum('md,mkd->mk', x, sub_centroids[labels])
+    _, assignment = dnc_core.sinkhorn_assign(own, labels, C)
+    new, _ = dnc_core.momentum_update(sub_centroids, x, labels, assignment, momentum=0.9)
+    return assignment, new
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def worker(rank, world_size, port, out_dir):
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=world_size)
+    sub_centroids, x, labels = global_batch()
+    mine = slice(rank * 60, (rank + 1) * 60)
+    assignment, new = step(sub_centroids, x[mine], labels[mine])
+    torch.save({'assignment': assignment, 'sub_centroids': new},
+               osp.join(out_dir, f'rank{rank}.pt'))
+    dist.destroy_process_group()
+
+
+def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
+    mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
+    assignment, new = step(*global_batch())
+    assert torch.equal(ranks[0]['sub_centroids'], ranks[1]['sub_centroids'])
+    torch.testing.assert_close(ranks[0]['sub_centroids'], new, rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.cat([r['assignment'] for r in ranks]), assignment,
+                               rtol=0, atol=0)
+    # and the single-process result did move the classes present
+    assert not torch.equal(new[:3], global_batch()[0][:3])
+
+
+def test_torchrun_two_cpu_processes_train(tmp_path):
+    config = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
+    data = [f'{loader}.dataset.data_root={CAMVID}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+         '--master_port', str(free_port()), osp.join(ROOT, 'tools', 'train.py'), config,
+         '--launcher', 'pytorch', '--work-dir', str(tmp_path), '--cfg-options',
+         'train_cfg.max_iters=2', 'train_cfg.val_interval=100', *data],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert 'gloo process group 0/2' in out and 'Iter(train) [2/2]' in out
+    assert osp.isfile(tmp_path / 'iter_2.pth')
