@@ -62,18 +62,26 @@ def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
     assert not torch.equal(new[:3], global_batch()[0][:3])
 
 
-def test_torchrun_two_cpu_processes_train(tmp_path):
+def test_torchrun_two_cpu_processes_train_to_identical_subcentroids(tmp_path):
     config = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
     data = [f'{loader}.dataset.data_root={CAMVID}'
             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    with_dump = tmp_path / 'with_rank_dump.py'
+    with_dump.write_text(
+        f"_base_ = '{config}'\n"
+        "custom_imports = dict(imports=['mmseg_dnc', 'tests.rank_dump_hook'])\n"
+        "custom_hooks = [dict(type='RankDumpHook')]\n")
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT, PYTHON=sys.executable,
+               PORT=str(free_port()))
     proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-         '--master_port', str(free_port()), osp.join(ROOT, 'tools', 'train.py'), config,
-         '--launcher', 'pytorch', '--work-dir', str(tmp_path), '--cfg-options',
-         'train_cfg.max_iters=2', 'train_cfg.val_interval=100', *data],
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(with_dump), '2',
+         '--work-dir', str(tmp_path), '--cfg-options', 'train_cfg.max_iters=3',
+         'train_cfg.val_begin=100', *data],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    assert 'gloo process group 0/2' in out and 'Iter(train) [2/2]' in out
-    assert osp.isfile(tmp_path / 'iter_2.pth')
+    assert 'gloo process group 0/2' in out and 'Iter(train) [3/3]' in out
+    ranks = [torch.load(tmp_path / f'sub_centroids_rank{r}.pt') for r in range(2)]
+    assert torch.equal(ranks[0], ranks[1])  # bitwise, after 3 all-reduced updates
+    saved = torch.load(tmp_path / 'iter_3.pth', weights_only=False)['state_dict']
+    assert torch.equal(saved['decode_head.sub_centroids'], ranks[0])

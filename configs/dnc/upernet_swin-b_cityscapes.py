@@ -1,0 +1,18 @@
+# DNC on Cityscapes: UPerNet, Swin-B (window 12, ImageNet-22k pretrained),
+# 512x1024 crops, 80k iterations, 4 GPUs x 2 images.
+# Parametric twin (same model, data and schedule, 1x1 conv head):
+#   configs/parametric/upernet_swin-b_cityscapes.py (mmseg has no Swin Cityscapes
+#   config; the twin is composed from mmseg's bases)
+# Only the decode head differs: its type, plus the DNC keys at the paper's settings.
+_base_ = '../parametric/upernet_swin-b_cityscapes.py'
+custom_imports = dict(imports=['mmseg_dnc'], allow_failed_imports=False)
+model = dict(
+    decode_head=dict(
+        type='DNCDecodeHead',
+        decoder='UPerHead',
+        num_subcentroids=10,
+        momentum=0.999,
+        sinkhorn_epsilon=0.05,
+        sinkhorn_iterations=3,
+        loss_ppc_weight=0.01,
+        loss_ppd_weight=0.001))

@@ -1,0 +1,117 @@
+"""The shipped configs: each equals its parametric twin but for the decode head,
+builds offline, and trains and tests through the tools on real samples."""
+import glob
+import os.path as osp
+import re
+
+import pytest
+from mmengine.config import Config
+
+import mmseg
+from mmseg.registry import MODELS
+from mmseg_dnc.utils import replace_sync_bn
+from .conftest import ROOT, SHARED_DATA
+from .test_tools_and_checkpoints import run_tool
+
+CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'dnc', '*.py')))
+DNC_KEYS = {'type', 'decoder', 'num_subcentroids', 'momentum', 'sinkhorn_epsilon',
+            'sinkhorn_iterations', 'loss_ppc_weight', 'loss_ppd_weight'}
+
+
+def twin_of(path):
+    """The parametric twin named in the config's header."""
+    header = open(path).read().split('_base_')[0]
+    twin = re.search(r'Parametric twin.*\n#\s+(\S+)', header).group(1)
+    if twin.startswith('mmseg::'):  # where mmengine resolves 'mmseg::' to
+        return Config.fromfile(osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs',
+                                        twin[len('mmseg::'):]))
+    return Config.fromfile(osp.join(ROOT, twin))
+
+
+def without_scope(node):
+    """Drop the ``_scope_='mmseg'`` that mmengine writes into dicts inherited
+    through 'mmseg::' (the twin, read from its file, has none)."""
+    if isinstance(node, dict):
+        return {k: without_scope(v) for k, v in node.items() if k != '_scope_'}
+    if isinstance(node, (list, tuple)):
+        return type(node)(without_scope(v) for v in node)
+    return node
+
+
+def test_six_configs():
+    names = {osp.basename(p)[:-3] for p in CONFIGS}
+    assert names == {f'{m}_{d}' for m in ('fcn_r101', 'deeplabv3_r101', 'upernet_swin-b')
+                     for d in ('ade20k', 'cityscapes')}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
+def test_config_equals_twin_but_for_the_head(path):
+    dnc = without_scope(Config.fromfile(path).to_dict())
+    twin = without_scope(twin_of(path).to_dict())
+    assert dnc.pop('custom_imports') == dict(imports=['mmseg_dnc'], allow_failed_imports=False)
+    head, twin_head = dnc['model'].pop('decode_head'), twin['model'].pop('decode_head')
+    assert head['type'] == 'DNCDecodeHead' and head['decoder'] == twin_head['type']
+    assert head['num_subcentroids'] == 10 and head['momentum'] == 0.999
+    assert {k: v for k, v in head.items() if k not in DNC_KEYS} == \
+        {k: v for k, v in twin_head.items() if k != 'type'}
+    twin.pop('custom_imports', None)
+    for cfg in (dnc, twin):  # mmengine records where a config came from
+        cfg.pop('filename', None)
+    assert dnc == twin
+    assert head['num_classes'] == (150 if 'ade20k' in path else 19)
+    if 'ade20k' in path:  # 16 images per iteration in total: GPUs x batch
+        gpus = int(re.search(r'_(\d+)xb\d+-', open(path).read()).group(1))
+        assert gpus * dnc['train_dataloader']['batch_size'] == 16
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
+def test_config_builds_offline(path):
+    cfg = Config.fromfile(path)
+    cfg.model.pretrained = None
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(replace_sync_bn(cfg.model))
+    head = model.decode_head
+    assert type(head).__name__ == 'DNC' + cfg.model.decode_head.decoder
+    assert head.sub_centroids.shape == (cfg.model.decode_head.num_classes, 10,
+                                        cfg.model.decode_head.channels)
+
+
+def real_sample_options(path):
+    """--cfg-options that point a config at the real samples in ../shared/data
+    and shrink crop, batch and iterations for a 2-core CPU."""
+    if 'ade20k' in path:
+        root = osp.join(SHARED_DATA, 'ade20k_sample', 'ADEChallengeData2016')
+        prefix = ['data_prefix.img_path=images/validation',
+                  'data_prefix.seg_map_path=annotations/validation']
+    else:
+        root = osp.join(SHARED_DATA, 'cityscapes_sample')
+        prefix = ['data_prefix.img_path=leftImg8bit/val', 'data_prefix.seg_map_path=gtFine/val']
+    opts = ['model.pretrained=None', 'model.backbone.init_cfg=None',
+            'model.data_preprocessor.size=(64,64)', 'train_cfg.max_iters=2',
+            'train_cfg.val_begin=100', 'default_hooks.checkpoint.interval=2',
+            'default_hooks.logger.interval=1',
+            'train_dataloader.batch_size=2',  # BN in ASPP's image pool needs 2
+            'train_dataloader.dataset.pipeline.2.scale=(256,96)',
+            'train_dataloader.dataset.pipeline.3.crop_size=(64,64)']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False',
+                 f'{loader}.dataset.data_root={root}'] + \
+            [f'{loader}.dataset.{p}' for p in prefix]
+    opts += [f'{loader}.dataset.pipeline.1.scale=(256,96)'
+             for loader in ('val_dataloader', 'test_dataloader')]
+    return opts
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
+def test_config_trains_and_tests_on_real_samples(path, tmp_path):
+    opts = real_sample_options(path)
+    train = run_tool('train.py', path, '--work-dir', str(tmp_path), '--cfg-options', *opts)
+    log = train.stdout + train.stderr
+    assert 'Iter(train) [2/2]' in log and 'decode.loss_ppc' in log
+    test = run_tool('test.py', path, str(tmp_path / 'iter_2.pth'), '--work-dir',
+                    str(tmp_path / 'test'), '--cfg-options', *opts)
+    out = test.stdout + test.stderr
+    images = 3 if 'ade20k' in path else 1
+    assert f'Iter(test) [{images}/{images}]' in out and 'mIoU' in out
+    # the per-class table names the dataset's classes
+    assert ('wall' in out) if 'ade20k' in path else ('road' in out)
