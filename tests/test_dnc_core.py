@@ -168,3 +168,10 @@ def test_memory_ring_buffer():
     assert {tuple(r) for r in stored[:2].tolist()} <= class0
     enqueue_(memory, filled, pointer, emb[:2], torch.tensor([0, 0]), per_step=2)
     assert filled.tolist() == [3, 1] and pointer.tolist() == [1, 1]  # wrapped around
+
+
+def test_nearest_subcentroid_is_the_argmax_that_decides_the_class_score():
+    sub = torch.tensor([0.1, 0.9, 0.2, 0.7, 0.3, 0.1]).view(1, 6, 1, 1)  # C=2, K=3
+    assert dnc_core.nearest_subcentroid(sub, 2).flatten().tolist() == [1, 0]
+    active = torch.tensor([[True, False, True], [True, True, True]])
+    assert dnc_core.nearest_subcentroid(sub, 2, active).flatten().tolist() == [2, 0]

@@ -88,6 +88,24 @@ def class_scores(sub_scores: Tensor, num_classes: int,
     return scores.amax(dim=-1).permute(0, 3, 1, 2)
 
 
+def nearest_subcentroid(sub_scores: Tensor, num_classes: int,
+                        active: Optional[Tensor] = None) -> Tensor:
+    """For every pixel and class, which of the class's sub-centroids is nearest.
+
+    Args:
+        sub_scores (Tensor): (B, C*K, h, w).
+        active (Tensor, optional): (C, K) bool mask of used slots.
+
+    Returns:
+        Tensor: (B, C, h, w) int64 in [0, K).
+    """
+    b, ck, h, w = sub_scores.shape
+    scores = sub_scores.permute(0, 2, 3, 1).reshape(b, h, w, num_classes, ck // num_classes)
+    if active is not None:
+        scores = scores.masked_fill(~active, -2.0)
+    return scores.argmax(dim=-1).permute(0, 3, 1, 2)
+
+
 def _scatter_logsumexp(values: Tensor, index: Tensor, num_groups: int) -> Tensor:
     """Per-group, per-column logsumexp over rows, all-reduced across ranks.
 

@@ -296,6 +296,24 @@ class DNCDecodeHead(BaseDecodeHead):
         """Multi-level features -> (B, C, h, w) logits, like mmseg's heads."""
         return self.cls_seg(self._forward_feature(inputs))
 
+    @torch.no_grad()
+    def predict_subcentroids(self, inputs) -> Tuple[Tensor, Tensor]:
+        """Logits and, for each class, its nearest sub-centroid, per pixel.
+
+        Args:
+            inputs: multi-level features, as for ``forward``.
+
+        Returns:
+            tuple[Tensor, Tensor]: logits (B, C, h, w) and nearest (B, C, h, w)
+            int64 in [0, K): ``nearest[:, c]`` is the sub-centroid of class c
+            closest to each pixel (the one that decides the class score).
+        """
+        sub_scores = dnc_core.subcentroid_scores(
+            self.embed(self._forward_feature(inputs)), self.sub_centroids)
+        nearest = dnc_core.nearest_subcentroid(sub_scores, self.num_classes,
+                                               self.subcentroid_active)
+        return self.logits_from_scores(sub_scores), nearest
+
     # --------------------------------------------------------------- training
     def loss(self, inputs: Tuple[Tensor], batch_data_samples, train_cfg) -> dict:
         """mmseg's losses on the class logits, plus ``loss_ppc`` and

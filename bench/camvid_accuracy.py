@@ -1,0 +1,121 @@
+"""The accuracy yardstick: DNC against its parametric twin on real CamVid.
+
+Trains configs/dnc/fcn_cgnet_camvid.py and configs/parametric/fcn_cgnet_camvid.py
+(same model, data, schedule and seed; only the decode head differs) for each
+seed, tests both on CamVid val (101 images, mIoU at 480x360), and prints side by
+side: mIoU, mAcc, per-class IoU, learnable parameters of the decode head,
+training time and inference time; mean and spread over seeds.
+
+    python bench/camvid_accuracy.py [--seeds 0 1] [--data-root DIR] [--out FILE.json]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import mmseg_dnc  # noqa: F401
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+from mmseg_dnc.demo import find_camvid
+from mmseg_dnc.utils import adapt_to_cpu
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+HEADS = {'1x1 conv': 'configs/parametric/fcn_cgnet_camvid.py',
+         'DNC': 'configs/dnc/fcn_cgnet_camvid.py'}
+
+
+@METRICS.register_module()
+class PerClassIoUMetric(IoUMetric):
+    """mmseg's IoUMetric, also returning each class's IoU as ``IoU.<class>``."""
+
+    def compute_metrics(self, results):
+        metrics = super().compute_metrics(results)
+        intersect = sum(r[0] for r in results)
+        union = sum(r[1] for r in results)
+        for name, iou in zip(self.dataset_meta['classes'], (intersect / union).tolist()):
+            metrics[f'IoU.{name}'] = 100 * iou
+        return metrics
+
+
+def train_and_test(config: str, seed: int, data_root: str, work_dir: str,
+                   iters: int = None) -> dict:
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    if iters:  # a shorter schedule, for a smoke test of this script
+        cfg.train_cfg.max_iters = iters
+        cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+    for loader in ('train_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # test once, at the end
+    cfg.default_hooks.checkpoint.save_best = None
+    cfg.test_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = work_dir
+    runner = Runner.from_cfg(adapt_to_cpu(cfg))
+    start = time.perf_counter()
+    runner.train()
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics = runner.test()
+    test_s = time.perf_counter() - start
+    head = runner.model.decode_head
+    metrics.update(
+        train_min=train_s / 60,
+        infer_ms=1000 * test_s / len(runner.test_dataloader.dataset),
+        head_params=sum(p.numel() for p in head.parameters() if p.requires_grad))
+    return {key: float(value) for key, value in metrics.items()}
+
+
+def summary(values):
+    if len(values) == 1:
+        return f'{values[0]:.1f}'
+    return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--data-root')
+    parser.add_argument('--iters', type=int, help='override the schedule (smoke test)')
+    parser.add_argument('--work-dir', default='work_dirs/bench_camvid')
+    parser.add_argument('--out', default='work_dirs/bench_camvid/results.json')
+    args = parser.parse_args()
+    data_root = find_camvid(args.data_root, ROOT)
+    runs = {name: [] for name in HEADS}
+    for seed in args.seeds:
+        for name, config in HEADS.items():
+            tag = 'dnc' if name == 'DNC' else 'parametric'
+            runs[name].append(train_and_test(config, seed, data_root,
+                                             osp.join(args.work_dir, f'{tag}_seed{seed}'),
+                                             args.iters))
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(dict(seeds=args.seeds, runs=runs), f, indent=1)
+
+    classes = [k[4:] for k in runs['DNC'][0] if k.startswith('IoU.')]
+    rows = [('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')] + \
+        [(f'IoU {c}', f'IoU.{c}') for c in classes] + \
+        [('decode head learnable parameters', 'head_params'),
+         ('training time (min)', 'train_min'), ('inference (ms per val image)', 'infer_ms')]
+    print(f'\nCamVid val (101 images, 480x360), seeds {args.seeds}; '
+          f'{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}')
+    print('| | 1x1 conv head | DNC head |\n|---|---:|---:|')
+    for label, key in rows:
+        cells = []
+        for name in HEADS:
+            values = [run[key] for run in runs[name]]
+            cells.append(str(int(values[0])) if key == 'head_params' else summary(values))
+        print(f'| {label} | {cells[0]} | {cells[1]} |')
+    gap = np.mean([d['mIoU'] - p['mIoU'] for d, p in zip(runs['DNC'], runs['1x1 conv'])])
+    print(f'\nDNC - 1x1 conv, mIoU, mean over seeds: {gap:+.2f}')
+
+
+if __name__ == '__main__':
+    main()

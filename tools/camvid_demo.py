@@ -1,0 +1,44 @@
+"""The main job on a CPU: train DNC on real CamVid street scenes, print mIoU,
+mAcc and the per-class IoU table, and write pictures into the work dir.
+
+    python tools/camvid_demo.py [--data-root DIR] [--work-dir DIR]
+        [--config CONFIG] [--num-images N] [--cfg-options k=v ...]
+
+CamVid is looked up in --data-root, $MMSEG_DNC_CAMVID, data/camvid, then
+../shared/data/camvid.
+"""
+import argparse
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+import mmseg_dnc  # noqa: F401
+from mmseg_dnc.demo import find_camvid, run_camvid_demo
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--data-root', help='CamVid folder (SegNet layout)')
+    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'camvid_demo'))
+    parser.add_argument('--config', default=osp.join(ROOT, 'configs', 'dnc', 'fcn_cgnet_camvid.py'))
+    parser.add_argument('--num-images', type=int, default=4, help='val images to draw')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. train_cfg.max_iters=100')
+    args = parser.parse_args()
+    try:
+        data_root = find_camvid(args.data_root, project_root=ROOT)
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
+    print(f'CamVid: {data_root}')
+    metrics = run_camvid_demo(args.config, data_root, args.work_dir, args.num_images,
+                              args.cfg_options)
+    print(f"\nDNC on CamVid val: mIoU {metrics['mIoU']:.2f}, mAcc {metrics['mAcc']:.2f}, "
+          f"aAcc {metrics['aAcc']:.2f} (per-class IoU in the table above)")
+    print('Pictures:\n  ' + '\n  '.join(osp.abspath(p) for p in metrics['pictures']))
+
+
+if __name__ == '__main__':
+    main()
