@@ -1,0 +1,232 @@
+"""Case-based pictures: why a pixel got its class, and what each sub-centroid
+stands for, shown as real training patches from the case base.
+
+Shape legend: C classes, K sub-centroids per class, T case-base pixels per
+sub-centroid, h, w feature size, H, W image size.
+"""
+from functools import lru_cache
+from typing import List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from matplotlib.patches import Circle, Rectangle  # noqa: E402
+
+from mmseg_dnc.models import dnc_core  # noqa: E402
+from mmseg_dnc.visualization.panels import _boundaries, _colorize  # noqa: E402
+from .data import read_rgb  # noqa: E402
+
+
+@lru_cache(maxsize=64)
+def _image(path: str) -> np.ndarray:
+    return read_rgb(path)
+
+
+def patch(path: str, y: int, x: int) -> np.ndarray:
+    """A square crop of a training image centred on (y, x), a sixth of its
+    shorter side wide, padded with grey at the borders."""
+    image = _image(path)
+    half = max(12, min(image.shape[:2]) // 12)
+    padded = np.pad(image, ((half, half), (half, half), (0, 0)), constant_values=128)
+    return padded[y:y + 2 * half, x:x + 2 * half]
+
+
+@torch.no_grad()
+def analyse(model, data: dict) -> dict:
+    """Everything the explanation of one image needs, at the original size.
+
+    Returns:
+        dict with ``image`` (H, W, 3) RGB, ``pred`` (H, W), ``subcentroid``
+        (H, W) nearest sub-centroid of the predicted class, ``margin`` (H, W)
+        softmax probability of the best class minus the second, and at the
+        feature resolution ``cos`` (C, h, w) nearest-sub-centroid cosine of
+        every class, ``nearest`` (C, h, w), ``logits`` (C, h, w), and
+        ``scale`` (sy, sx): image pixels per feature pixel.
+    """
+    head = model.decode_head
+    model.eval()
+    batch = model.data_preprocessor(data, False)
+    sample = batch['data_samples'][0]
+    feats = head._forward_feature(model.extract_feat(batch['inputs']))
+    sub_scores = dnc_core.subcentroid_scores(head.embed(feats), head.sub_centroids)
+    cos = dnc_core.class_scores(sub_scores, head.num_classes, head.subcentroid_active)
+    nearest = dnc_core.nearest_subcentroid(sub_scores, head.num_classes, head.subcentroid_active)
+    logits = head.logits_from_scores(sub_scores)
+    # crop the padding, then map to the original image size
+    img_h, img_w = sample.img_shape
+    fh = max(1, round(img_h * logits.shape[2] / batch['inputs'].shape[2]))
+    fw = max(1, round(img_w * logits.shape[3] / batch['inputs'].shape[3]))
+    logits, cos, nearest = logits[..., :fh, :fw], cos[..., :fh, :fw], nearest[..., :fh, :fw]
+    size = tuple(sample.ori_shape)
+    full = F.interpolate(logits, size=size, mode='bilinear', align_corners=head.align_corners)
+    prob = full.softmax(dim=1)[0]
+    top2 = prob.topk(2, dim=0).values
+    pred = prob.argmax(dim=0)
+    near_full = F.interpolate(nearest.float(), size=size, mode='nearest').long()[0]
+    image = data['inputs'][0]
+    image = F.interpolate(image[None].float(), size=size, mode='bilinear')[0]
+    return dict(
+        image=image.flip(0).permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy(),
+        pred=pred.cpu().numpy(), margin=(top2[0] - top2[1]).cpu().numpy(),
+        subcentroid=near_full.gather(0, pred[None])[0].cpu().numpy(),
+        cos=cos[0].cpu(), nearest=nearest[0].cpu(), logits=logits[0].cpu(),
+        scale=(size[0] / fh, size[1] / fw))
+
+
+def default_points(analysis: dict) -> List[Tuple[int, int]]:
+    """The least and the most confident feature pixels, as image (y, x)."""
+    probs = analysis['logits'].softmax(dim=0)
+    top2 = probs.topk(2, dim=0).values
+    margin = (top2[0] - top2[1]).flatten()
+    w = analysis['logits'].shape[2]
+    sy, sx = analysis['scale']
+    points = []
+    for index in (int(margin.argmin()), int(margin.argmax())):
+        fy, fx = divmod(index, w)
+        points.append((int((fy + 0.5) * sy), int((fx + 0.5) * sx)))
+    return points
+
+
+def decision_at(analysis: dict, y: int, x: int) -> List[dict]:
+    """The best and the runner-up class at image pixel (y, x): their logit,
+    nearest sub-centroid and its cosine."""
+    sy, sx = analysis['scale']
+    fy = min(int(y / sy), analysis['logits'].shape[1] - 1)
+    fx = min(int(x / sx), analysis['logits'].shape[2] - 1)
+    probs = analysis['logits'][:, fy, fx].softmax(dim=0)
+    out = []
+    for c in probs.topk(2).indices.tolist():
+        out.append(dict(cls=c, prob=float(probs[c]), k=int(analysis['nearest'][c, fy, fx]),
+                        cos=float(analysis['cos'][c, fy, fx])))
+    return out
+
+
+def _patch_row(axes, case_base: dict, c: int, k: int, count: int):
+    for t, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if t >= count or int(case_base['image'][t, c, k]) < 0:
+            continue
+        img = patch(case_base['image_paths'][int(case_base['image'][t, c, k])],
+                    int(case_base['y'][t, c, k]), int(case_base['x'][t, c, k]))
+        ax.imshow(img)
+        size = img.shape[0]
+        ax.add_patch(Rectangle((size * 0.4, size * 0.4), size * 0.2, size * 0.2, fill=False,
+                               edgecolor='yellow', lw=1.5))
+        ax.set_title(f"{float(case_base['score'][t, c, k]):.2f}", fontsize=7, pad=1)
+
+
+def explanation_panel(analysis: dict, case_base: dict, palette: Sequence,
+                      points: Optional[List[Tuple[int, int]]] = None, show: int = 6,
+                      path: str = 'explanation.png', title: str = '') -> str:
+    """One PNG: the image, prediction, nearest sub-centroid map and confidence
+    map; then, per chosen pixel, the sub-centroids that decided it and the
+    training patches they stand for."""
+    classes = case_base['classes']
+    points = points or default_points(analysis)
+    k_max = analysis['nearest'].max().item() + 1
+    fig = plt.figure(figsize=(18, 4.2 + 2.1 * len(points)))
+    grid = fig.add_gridspec(1 + len(points), 1, height_ratios=[4.2] + [2.1] * len(points))
+    top = grid[0].subgridspec(1, 4, wspace=0.05)
+    k_colors = (plt.get_cmap('tab10' if k_max <= 10 else 'tab20')(np.arange(20))[:, :3]
+                * 255).astype(np.uint8)
+    sub = k_colors[analysis['subcentroid'] % len(k_colors)]
+    sub[_boundaries(analysis['pred'])] = 0
+    pictures = [(analysis['image'], 'image and the explained pixels'),
+                (_colorize(analysis['pred'], palette), 'prediction'),
+                (sub, 'nearest sub-centroid of the predicted class'),
+                (analysis['margin'], 'confidence: p(best) - p(runner-up)')]
+    for i, (picture, name) in enumerate(pictures):
+        ax = fig.add_subplot(top[0, i])
+        shown = ax.imshow(picture, cmap='magma' if i == 3 else None, vmin=0 if i == 3 else None,
+                          vmax=1 if i == 3 else None)
+        ax.set_title(name, fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 3:
+            fig.colorbar(shown, ax=ax, fraction=0.035, pad=0.01)
+        for n, (y, x) in enumerate(points):
+            ax.add_patch(Circle((x, y), radius=max(6, picture.shape[0] // 40), fill=False,
+                                edgecolor='cyan', lw=2))
+            ax.annotate(str(n + 1), (x, y), color='cyan', fontsize=12, weight='bold',
+                        xytext=(8, -8), textcoords='offset points')
+    for n, (y, x) in enumerate(points):
+        best, second = decision_at(analysis, y, x)
+        row = grid[1 + n].subgridspec(1, 2 * show + 2, wspace=0.08,
+                                      width_ratios=[3.2] + [1] * show + [0.3] + [1] * show)
+        text = fig.add_subplot(row[0, 0])
+        text.axis('off')
+        text.text(0, 0.95, (
+            f'pixel {n + 1} (y={y}, x={x})\n'
+            f"predicted: {classes[best['cls']]}\n"
+            f"  p={best['prob']:.2f}; nearest is its\n"
+            f"  sub-centroid {best['k']}, cos {best['cos']:.2f}\n"
+            f"runner-up: {classes[second['cls']]}\n"
+            f"  p={second['prob']:.2f}; sub-centroid {second['k']},\n"
+            f"  cos {second['cos']:.2f}\n"
+            'right: training pixels these\nsub-centroids stand for'),
+            va='top', fontsize=9, family='monospace')
+        _patch_row([fig.add_subplot(row[0, 1 + t]) for t in range(show)], case_base,
+                   best['cls'], best['k'], show)
+        _patch_row([fig.add_subplot(row[0, 2 + show + t]) for t in range(show)], case_base,
+                   second['cls'], second['k'], show)
+        fig.text(row[0, 1].get_position(fig).x0, row[0, 1].get_position(fig).y1 + 0.012,
+                 f"{classes[best['cls']]}, sub-centroid {best['k']}", fontsize=10,
+                 color='green', weight='bold')
+        fig.text(row[0, 2 + show].get_position(fig).x0,
+                 row[0, 2 + show].get_position(fig).y1 + 0.012,
+                 f"{classes[second['cls']]}, sub-centroid {second['k']}", fontsize=10,
+                 color='firebrick', weight='bold')
+    if title:
+        fig.suptitle(title, fontsize=13)
+    fig.savefig(path, dpi=80, bbox_inches='tight')
+    plt.close(fig)
+    return path
+
+
+def class_gallery(case_base: dict, c: int, share: torch.Tensor, path: str,
+                  show: int = 8) -> str:
+    """Class c's sub-centroids, one row each, as their nearest training patches."""
+    k = case_base['score'].shape[2]
+    show = min(show, case_base['score'].shape[0])
+    fig, axes = plt.subplots(k, show, figsize=(1.6 * show + 2.4, 1.7 * k), squeeze=False)
+    for row in range(k):
+        _patch_row(axes[row], case_base, c, row, show)
+        axes[row, 0].set_ylabel(f'k={row}\nwins {100 * float(share[c, row]):.0f}%',
+                                rotation=0, ha='right', va='center', fontsize=10)
+    fig.suptitle(f"{case_base['classes'][c]}: its {k} sub-centroids, each shown as its "
+                 f'{show} nearest training pixels (cosine above each; yellow: the pixel)\n'
+                 "'wins': share of the class's training pixels nearest to it", fontsize=10)
+    fig.tight_layout(rect=(0.02, 0, 1, 0.95))
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+    return path
+
+
+def similarity_heatmap(sub_centroids: torch.Tensor, classes: Sequence[str], path: str) -> str:
+    """Cosine between all C*K sub-centroids, grouped by class."""
+    c, k, d = sub_centroids.shape
+    flat = sub_centroids.float().reshape(c * k, d)
+    sim = (flat @ flat.t()).numpy()
+    side = min(16, 4 + 0.12 * c * k)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    shown = ax.imshow(sim, cmap='RdBu_r', vmin=-1, vmax=1)
+    fig.colorbar(shown, ax=ax, fraction=0.04, label='cosine')
+    for b in range(1, c):
+        ax.axhline(b * k - 0.5, color='black', lw=0.4)
+        ax.axvline(b * k - 0.5, color='black', lw=0.4)
+    if c <= 60:
+        ticks = [i * k + (k - 1) / 2 for i in range(c)]
+        ax.set_xticks(ticks, classes, rotation=90, fontsize=8)
+        ax.set_yticks(ticks, classes, fontsize=8)
+    ax.set_title(f'similarity between all {c}x{k} sub-centroids (blocks: classes)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
+    return path

@@ -1,0 +1,56 @@
+"""Explain a DNC prediction with real training pixels: one PNG with the
+prediction, the nearest sub-centroid map, a confidence map and, for chosen
+pixels (default: the least and the most confident), the sub-centroids that
+decided them and the training patches those stand for.
+
+    python tools/explain_prediction.py CONFIG CKPT IMAGE [--points Y,X ...]
+        [--out FILE.png] [--case-base FILE] [--device cpu|cuda]
+
+Needs the checkpoint's case base (tools/snap_subcentroids.py writes it).
+"""
+import argparse
+import os.path as osp
+
+from mmcv.transforms import Compose
+from mmengine.dataset import pseudo_collate
+
+import mmseg_dnc  # noqa: F401
+from mmseg_dnc.checkpoint import load_checkpoint_file
+from mmseg_dnc.explain import case_base_path, load_dnc_model
+from mmseg_dnc.explain.figures import analyse, explanation_panel
+
+
+def point(text):
+    y, x = (int(v) for v in text.split(','))
+    return y, x
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('image')
+    parser.add_argument('--points', type=point, nargs='+',
+                        help='pixels to explain, as Y,X in image coordinates')
+    parser.add_argument('--out', help='output PNG (default: beside the image name, .explained.png)')
+    parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
+    parser.add_argument('--device')
+    args = parser.parse_args()
+    case_base_file = args.case_base or case_base_path(args.checkpoint)
+    if not osp.isfile(case_base_file):
+        raise SystemExit(f'error: no case base at {case_base_file}; make it first with\n'
+                         f'  python tools/snap_subcentroids.py {args.config} {args.checkpoint}')
+    case_base = load_checkpoint_file(case_base_file)
+    model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
+    pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline
+                        if t['type'] != 'LoadAnnotations'])
+    data = pseudo_collate([pipeline(dict(img_path=args.image))])
+    analysis = analyse(model, data)
+    out = args.out or osp.splitext(osp.basename(args.image))[0] + '.explained.png'
+    explanation_panel(analysis, case_base, model.dataset_meta['palette'], args.points,
+                      path=out, title=f'Why DNC predicts what it does: {osp.basename(args.image)}')
+    print(f'explanation: {osp.abspath(out)}')
+
+
+if __name__ == '__main__':
+    main()

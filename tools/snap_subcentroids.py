@@ -1,0 +1,98 @@
+"""Snap sub-centroids to real training pixels: one pass over the training set
+finds every sub-centroid's nearest pixels of its class and stores them beside
+the checkpoint (CKPT.casebase.pth), with a diversity table.
+
+    python tools/snap_subcentroids.py CONFIG CKPT [--data-root DIR] [--top-n 8]
+        [--replace] [--device cpu|cuda]
+
+With --replace, every sub-centroid becomes the embedding of its nearest real
+pixel (CKPT_casebased.pth, a literally case-based classifier), and both models
+are evaluated on the config's test set to report the mIoU change.
+"""
+import argparse
+import json
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import mmseg_dnc  # noqa: F401
+from mmseg_dnc.checkpoint import load_checkpoint_file
+from mmseg_dnc.explain import (build_case_base, case_base_path, diversity, load_dnc_model,
+                               one_by_one, training_set)
+from mmseg_dnc.utils import adapt_to_cpu
+
+
+def evaluate(config, checkpoint, data_root, work_dir):
+    cfg = Config.fromfile(config)
+    if data_root:
+        cfg.test_dataloader.dataset.data_root = data_root
+    cfg.load_from, cfg.work_dir = checkpoint, work_dir
+    return Runner.from_cfg(adapt_to_cpu(cfg)).test()
+
+
+def diversity_table(case_base, sub_centroids) -> str:
+    stats = diversity(sub_centroids, case_base['wins'])
+    lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) |',
+             '|---|---:|---:|---|']
+    for c, name in enumerate(case_base['classes']):
+        share = ' '.join(f'{100 * v:.0f}' for v in stats['share'][c].tolist())
+        lines.append(f"| {name} | {stats['mean_pairwise_cosine'][c]:.3f} | "
+                     f"{stats['effective_k'][c]:.1f} | {share} |")
+    return '\n'.join(lines), stats
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--data-root', help='dataset root, if not the config\'s')
+    parser.add_argument('--top-n', type=int, default=8, help='nearest pixels kept per sub-centroid')
+    parser.add_argument('--replace', action='store_true',
+                        help='make each sub-centroid its nearest real pixel and evaluate')
+    parser.add_argument('--device', help='cpu or cuda (default: cuda when present)')
+    parser.add_argument('--work-dir', default='work_dirs/snap')
+    args = parser.parse_args()
+
+    model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
+    dataset = training_set(cfg, args.data_root)
+    print(f'Snapping {model.decode_head.sub_centroids.shape[0]} classes x '
+          f'{model.decode_head.sub_centroids.shape[1]} sub-centroids to {len(dataset)} '
+          'training images')
+    case_base = build_case_base(model, one_by_one(dataset), args.top_n)
+    out = case_base_path(args.checkpoint)
+    torch.save(case_base, out)
+    print(f'\ncase base: {out}')
+    sub_centroids = model.decode_head.sub_centroids.cpu()
+    table, stats = diversity_table(case_base, sub_centroids)
+    print(table)
+    with open(osp.splitext(out)[0] + '.diversity.json', 'w') as f:
+        json.dump({name: dict(mean_pairwise_cosine=float(stats['mean_pairwise_cosine'][c]),
+                              effective_k=float(stats['effective_k'][c]),
+                              share=stats['share'][c].tolist())
+                   for c, name in enumerate(case_base['classes'])}, f, indent=1)
+
+    if args.replace:
+        checkpoint = load_checkpoint_file(args.checkpoint, map_location='cpu')
+        state = checkpoint['state_dict']
+        key = 'decode_head.sub_centroids'
+        has = case_base['has_pixels']
+        replaced = torch.where(has[..., None], case_base['nearest_embedding'], state[key])
+        state[key] = replaced.to(state[key].dtype)
+        kept = int((~has).sum())
+        out_ckpt = osp.splitext(args.checkpoint)[0] + '_casebased.pth'
+        torch.save(dict(state_dict=state, meta=checkpoint.get('meta', {})), out_ckpt)
+        print(f'case-based checkpoint: {out_ckpt} ({int(has.sum())} sub-centroids replaced by '
+              f'their nearest training pixel; {kept} without pixels of their class kept)')
+        before = evaluate(args.config, args.checkpoint, args.data_root,
+                          osp.join(args.work_dir, 'orig'))
+        after = evaluate(args.config, out_ckpt, args.data_root,
+                         osp.join(args.work_dir, 'casebased'))
+        print(f"\nmIoU: learned sub-centroids {before['mIoU']:.2f} -> nearest real pixels "
+              f"{after['mIoU']:.2f} ({after['mIoU'] - before['mIoU']:+.2f}); "
+              f"mAcc {before['mAcc']:.2f} -> {after['mAcc']:.2f}")
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,51 @@
+"""What the sub-centroids stand for: per class, its K sub-centroids each shown
+as its nearest training patches; a heat map of similarities between all
+sub-centroids; and the diversity table (collapsed or not).
+
+    python tools/subcentroid_gallery.py CONFIG CKPT [--classes NAME ...]
+        [--out-dir DIR] [--case-base FILE]
+
+Needs the checkpoint's case base (tools/snap_subcentroids.py writes it).
+"""
+import argparse
+import os
+import os.path as osp
+
+import mmseg_dnc  # noqa: F401
+from mmseg_dnc.checkpoint import load_checkpoint_file
+from mmseg_dnc.explain import case_base_path, diversity
+from mmseg_dnc.explain.figures import class_gallery, similarity_heatmap
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--classes', nargs='+', help='class names (default: all)')
+    parser.add_argument('--out-dir', help='default: CKPT_gallery/')
+    parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
+    args = parser.parse_args()
+    case_base_file = args.case_base or case_base_path(args.checkpoint)
+    if not osp.isfile(case_base_file):
+        raise SystemExit(f'error: no case base at {case_base_file}; make it first with\n'
+                         f'  python tools/snap_subcentroids.py {args.config} {args.checkpoint}')
+    case_base = load_checkpoint_file(case_base_file)
+    sub_centroids = load_checkpoint_file(args.checkpoint)['state_dict'][
+        'decode_head.sub_centroids'].cpu()
+    classes = case_base['classes']
+    unknown = set(args.classes or []) - set(classes)
+    if unknown:
+        raise SystemExit(f'error: unknown classes {sorted(unknown)}; the classes are {classes}')
+    out_dir = args.out_dir or osp.splitext(args.checkpoint)[0] + '_gallery'
+    os.makedirs(out_dir, exist_ok=True)
+    stats = diversity(sub_centroids, case_base['wins'])
+    for c, name in enumerate(classes):
+        if args.classes and name not in args.classes:
+            continue
+        class_gallery(case_base, c, stats['share'], osp.join(out_dir, f'{name}.png'))
+    similarity_heatmap(sub_centroids, classes, osp.join(out_dir, 'similarity.png'))
+    print(f'gallery: {osp.abspath(out_dir)}')
+
+
+if __name__ == '__main__':
+    main()
