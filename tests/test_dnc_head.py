@@ -206,3 +206,13 @@ def test_non_finite_features_skip_the_update():
     head.learn_subcentroids(emb, torch.zeros(1, C * 10, 4, 4), logits,
                             torch.zeros(1, 1, 4, 4, dtype=torch.long))
     assert torch.equal(before, head.sub_centroids)
+
+
+@pytest.mark.parametrize('keys', [dict(projection=True), dict(score_norm='temperature')])
+def test_options_train(keys):
+    model = build_model('FCNHead', C, **keys)
+    head = model.decode_head
+    assert (head.projection is not None) == keys.get('projection', False)
+    assert (head.score_norm is None) == (keys.get('score_norm') == 'temperature')
+    log = train_step(model, make_batch(random_labels()))
+    assert all(torch.isfinite(v) for v in log.values())

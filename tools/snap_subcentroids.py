@@ -10,11 +10,12 @@ pixel (CKPT_casebased.pth, a literally case-based classifier), and both models
 are evaluated on the config's test set to report the mIoU change.
 """
 import argparse
+import copy
 import json
 import os.path as osp
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401
@@ -24,8 +25,8 @@ from mmseg_dnc.explain import (build_case_base, case_base_path, diversity, load_
 from mmseg_dnc.utils import adapt_to_cpu
 
 
-def evaluate(config, checkpoint, data_root, work_dir):
-    cfg = Config.fromfile(config)
+def evaluate(cfg, checkpoint, data_root, work_dir):
+    cfg = copy.deepcopy(cfg)
     if data_root:
         cfg.test_dataloader.dataset.data_root = data_root
     cfg.load_from, cfg.work_dir = checkpoint, work_dir
@@ -53,9 +54,14 @@ def main():
                         help='make each sub-centroid its nearest real pixel and evaluate')
     parser.add_argument('--device', help='cpu or cuda (default: cuda when present)')
     parser.add_argument('--work-dir', default='work_dirs/snap')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, e.g. train_dataloader.dataset.indices=50')
     args = parser.parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
 
-    model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
+    model, cfg = load_dnc_model(cfg, args.checkpoint, args.device)
     dataset = training_set(cfg, args.data_root)
     print(f'Snapping {model.decode_head.sub_centroids.shape[0]} classes x '
           f'{model.decode_head.sub_centroids.shape[1]} sub-centroids to {len(dataset)} '
@@ -85,9 +91,9 @@ def main():
         torch.save(dict(state_dict=state, meta=checkpoint.get('meta', {})), out_ckpt)
         print(f'case-based checkpoint: {out_ckpt} ({int(has.sum())} sub-centroids replaced by '
               f'their nearest training pixel; {kept} without pixels of their class kept)')
-        before = evaluate(args.config, args.checkpoint, args.data_root,
+        before = evaluate(cfg, args.checkpoint, args.data_root,
                           osp.join(args.work_dir, 'orig'))
-        after = evaluate(args.config, out_ckpt, args.data_root,
+        after = evaluate(cfg, out_ckpt, args.data_root,
                          osp.join(args.work_dir, 'casebased'))
         print(f"\nmIoU: learned sub-centroids {before['mIoU']:.2f} -> nearest real pixels "
               f"{after['mIoU']:.2f} ({after['mIoU'] - before['mIoU']:+.2f}); "

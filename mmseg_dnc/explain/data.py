@@ -1,6 +1,6 @@
 """Model and training-set loading shared by the explanation tools."""
 import copy
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -14,15 +14,16 @@ from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.utils import replace_sync_bn
 
 
-def load_dnc_model(config: str, checkpoint: str, device: Optional[str] = None):
+def load_dnc_model(config: Union[str, Config], checkpoint: str,
+                   device: Optional[str] = None):
     """An mmseg segmentor with a DNC decode head, weights from ``checkpoint``
     (loaded weights-only), on the GPU when there is one."""
-    cfg = Config.fromfile(config)
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(config)
     replace_sync_bn(cfg.model)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_model(cfg, checkpoint, device=device)
     if not isinstance(model.decode_head, DNCDecodeHead):
-        raise TypeError(f'{config}: the decode head is {type(model.decode_head).__name__}, '
+        raise TypeError(f'{cfg.filename}: the decode head is {type(model.decode_head).__name__}, '
                         'not a DNC head; explanations need sub-centroids.')
     return model, cfg
 

@@ -182,7 +182,7 @@ class DNCDecodeHead(BaseDecodeHead):
         del self.conv_seg
         self.init_cfg = _without_conv_seg(self.init_cfg)
 
-        self.decoder_type = type(self).__mro__[2].__name__
+        self.decoder_type = type(self).__bases__[1].__name__  # DNC<decoder>(DNCDecodeHead, decoder)
         self.momentum = momentum
         self.sinkhorn_epsilon = sinkhorn_epsilon
         self.sinkhorn_iterations = sinkhorn_iterations

@@ -1,0 +1,339 @@
+"""What DNC costs against the 1x1 conv head, and the batched assignment against
+a per-class loop. Prints tables (markdown) and writes JSON.
+
+  a. head only (the classifier on given decoder features, labels at 8x), ADE20K
+     (150 classes) and Cityscapes (19) sizes, K=10, 512 channels, feature
+     batches 2x64x64 and 8x64x64: training step and inference, DNC / 1x1 conv,
+     peak memory;
+  b. whole model, DeepLabV3 and FCN (ResNet-18-D8, 150 classes, 512 channels,
+     2x256x256 images on CPU, 4x512x512 on GPU): training iteration and
+     inference, DNC / parametric twin, peak memory;
+  c. assignment (Sinkhorn + momentum update) of the head, batched over all
+     classes, against the per-class Python loop of the public predecessors
+     (kept here as the yardstick), at 19 and 150 classes, every class present:
+     time, ratio, share of the head's training step, and whether both give
+     the same assignment;
+  d. scaling of the head's training step with pixels and with classes.
+
+On a GPU, times come from CUDA events after warm-up and synchronisation, and
+memory from torch.cuda.max_memory_allocated; on the CPU, wall time and the
+peak resident memory of a fresh process per case.
+
+    python bench/dnc_cost.py [--quick] [--out FILE.json] [--sections a b c d]
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+SECTIONS = ('a', 'b', 'c', 'd')
+
+
+# ----------------------------------------------------------------- measuring
+def _rss_mib() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def _timed(fn, repeats: int, warmup: int = 2) -> float:
+    """Median milliseconds of ``fn`` (synchronised on the GPU)."""
+    cuda = torch.cuda.is_available()
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def _measure(case: dict, queue):
+    """Runs in a fresh process: build the case, time it, report peak memory."""
+    import mmseg_dnc  # noqa: F401
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    torch.manual_seed(0)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    step = BUILDERS[case['kind']](case, device)
+    step()  # first call outside the peak baseline: lazy allocations settle
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2**20
+    else:
+        base = _rss_mib()
+    ms = _timed(step, case['repeats'])
+    if device == 'cuda':
+        peak = torch.cuda.max_memory_allocated() / 2**20 - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    queue.put(dict(ms=ms, peak_mib=max(peak, 0.0)))
+
+
+def measure(case: dict) -> dict:
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure, args=(case, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+# -------------------------------------------------------------------- cases
+def _samples(b, h, w, classes, device):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    out = []
+    for _ in range(b):
+        s = SegDataSample(gt_sem_seg=PixelData(
+            data=torch.randint(0, classes, (1, h, w), device=device)))
+        s.set_metainfo(dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w)))
+        out.append(s)
+    return out
+
+
+def build_head_case(case, device):
+    from mmseg.registry import MODELS
+    cfg = dict(type='FCNHead', in_channels=512, channels=512, num_convs=0,
+               concat_input=False, num_classes=case['classes'], dropout_ratio=0.1)
+    if case['dnc']:
+        cfg.update(type='DNCDecodeHead', decoder='FCNHead', num_subcentroids=10)
+    head = MODELS.build(cfg).to(device)
+    b, s = case['batch'], case['size']
+    feats = torch.randn(b, 512, s, s, device=device, requires_grad=True)
+    samples = _samples(b, 8 * s, 8 * s, case['classes'], device)
+    if case['mode'] == 'train':
+        head.train()
+
+        def step():
+            losses = head.loss([feats], samples, None)
+            sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+            feats.grad = None
+            head.zero_grad(set_to_none=True)
+        return step
+    head.eval()
+
+    def infer():
+        with torch.no_grad():
+            head([feats])
+    return infer
+
+
+def build_model_case(case, device):
+    from mmengine.hub import get_config
+    from mmengine.optim import OptimWrapper
+    from mmseg.registry import MODELS
+    from mmseg_dnc.utils import replace_sync_bn
+    base = {'ASPPHead': 'mmseg::_base_/models/deeplabv3_r50-d8.py',
+            'FCNHead': 'mmseg::_base_/models/fcn_r50-d8.py'}[case['decoder']]
+    model_cfg = replace_sync_bn(get_config(base).model)
+    model_cfg.pretrained = None
+    model_cfg.backbone.depth = 18
+    model_cfg.decode_head.update(in_channels=512, channels=512, num_classes=150)
+    model_cfg.auxiliary_head.update(in_channels=256, channels=256, num_classes=150)
+    model_cfg.data_preprocessor.size = (case['size'], case['size'])
+    if case['dnc']:
+        model_cfg.decode_head.update(type='DNCDecodeHead', decoder=case['decoder'])
+    model = MODELS.build(model_cfg).to(device)
+    model.init_weights()
+    b, s = case['batch'], case['size']
+    gen = torch.Generator().manual_seed(0)
+    data = dict(inputs=[torch.randint(0, 256, (3, s, s), generator=gen, dtype=torch.uint8)
+                        for _ in range(b)], data_samples=_samples(b, s, s, 150, 'cpu'))
+    if case['mode'] == 'train':
+        model.train()
+        optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))
+        return lambda: model.train_step(data, optim)
+    model.eval()
+    return lambda: model.test_step(data)
+
+
+def build_assign_case(case, device):
+    from mmseg_dnc.models import dnc_core
+    c, k, d, n = case['classes'], 10, 512, case['pixels']
+    gen = torch.Generator(device=device).manual_seed(0)
+    sub = F.normalize(torch.randn(c, k, d, device=device, generator=gen), dim=-1)
+    x = F.normalize(torch.randn(n, d, device=device, generator=gen), dim=-1)
+    y = torch.arange(n, device=device) % c  # every class present
+    own = torch.einsum('nd,nkd->nk', x, sub[y])
+    if case['impl'] == 'batched':
+        def step():
+            _, assignment = dnc_core.sinkhorn_assign(own, y, c)
+            dnc_core.momentum_update(sub, x, y, assignment)
+        return step
+    return lambda: per_class_loop(own, x, y, sub)
+
+
+BUILDERS = dict(head=build_head_case, model=build_model_case, assign=build_assign_case)
+
+
+# ------------------------------------------------- the predecessors' yardstick
+def per_class_loop(own, x, y, sub, epsilon=0.05, iterations=3, momentum=0.999):
+    """ProtoSeg's prototype learning, one class at a time, with its Gumbel
+    sampling replaced by the argmax so that it computes the same thing as the
+    batched head: exp-domain Sinkhorn, then a momentum step per sub-centroid."""
+    new = sub.clone()
+    assignment = torch.empty_like(y)
+    for c in torch.unique(y).tolist():
+        mine = y == c
+        plan = torch.exp(own[mine] / epsilon).t()  # (K, n)
+        plan /= plan.sum()
+        k, n = plan.shape
+        for _ in range(iterations):
+            plan /= plan.sum(dim=1, keepdim=True)
+            plan /= k
+            plan /= plan.sum(dim=0, keepdim=True)
+            plan /= n
+        index = (plan * n).t().argmax(dim=1)
+        assignment[mine] = index
+        one_hot = F.one_hot(index, k).float()
+        sums = one_hot.t() @ x[mine]  # (K, D)
+        counts = one_hot.sum(dim=0)
+        moved = F.normalize(momentum * sub[c] + (1 - momentum) * F.normalize(sums, dim=-1),
+                            dim=-1)
+        new[c] = torch.where(counts[:, None] > 0, moved, sub[c])
+    return assignment, new
+
+
+def same_assignment(classes: int, pixels: int) -> float:
+    """Share of pixels the batched head and the loop assign alike."""
+    from mmseg_dnc.models import dnc_core
+    torch.manual_seed(0)
+    sub = F.normalize(torch.randn(classes, 10, 512), dim=-1)
+    x = F.normalize(torch.randn(pixels, 512), dim=-1)
+    y = torch.arange(pixels) % classes
+    own = torch.einsum('nd,nkd->nk', x, sub[y])
+    _, batched = dnc_core.sinkhorn_assign(own.double(), y, classes)
+    looped, _ = per_class_loop(own.double(), x.double(), y, sub.double())
+    return float((batched == looped).float().mean())
+
+
+# -------------------------------------------------------------------- report
+def table(title, header, rows):
+    lines = [f'\n{title}', '| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join(['---'] + ['---:'] * (len(header) - 1)) + '|']
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    print('\n'.join(lines), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument('--quick', action='store_true', help='fewer repeats and sizes')
+    parser.add_argument('--out', default='work_dirs/bench_dnc_cost.json')
+    args = parser.parse_args()
+    gpu = torch.cuda.is_available()
+    repeats = 3 if args.quick else 7
+    device = torch.cuda.get_device_name() if gpu else \
+        f'CPU {platform.machine()}, {torch.get_num_threads()} threads'
+    print(f'{device}; torch {torch.__version__}')
+    results = dict(device=device)
+
+    if 'a' in args.sections:
+        rows, out = [], []
+        for name, classes in (('ADE20K', 150), ('Cityscapes', 19)):
+            for batch in ((2,) if args.quick else (2, 8)):
+                cells = {}
+                for dnc in (False, True):
+                    for mode in ('train', 'infer'):
+                        cells[dnc, mode] = measure(dict(kind='head', classes=classes, batch=batch,
+                                                        size=64, dnc=dnc, mode=mode,
+                                                        repeats=repeats))
+                out.append(dict(dataset=name, batch=batch, **{
+                    f"{'dnc' if d else 'conv'}_{m}": v for (d, m), v in cells.items()}))
+                t0, t1 = cells[False, 'train'], cells[True, 'train']
+                i0, i1 = cells[False, 'infer'], cells[True, 'infer']
+                rows.append((f'{name} ({classes})', f'{batch}x64x64',
+                             f"{t0['ms']:.0f}", f"{t1['ms']:.0f}", f"{t1['ms'] / t0['ms']:.2f}x",
+                             f"{i0['ms']:.1f}", f"{i1['ms']:.1f}", f"{i1['ms'] / i0['ms']:.2f}x",
+                             f"{t0['peak_mib']:.0f}", f"{t1['peak_mib']:.0f}"))
+        results['a_head'] = out
+        table('a. Head only (K=10, 512 channels, labels at 8x the feature size)',
+              ['classes', 'features', 'train 1x1 (ms)', 'train DNC (ms)', 'ratio',
+               'infer 1x1 (ms)', 'infer DNC (ms)', 'ratio', 'train peak 1x1 (MiB)',
+               'train peak DNC (MiB)'], rows)
+
+    if 'b' in args.sections:
+        rows, out = [], []
+        batch, size = (4, 512) if gpu else (2, 256)
+        for decoder, model_name in (('ASPPHead', 'DeepLabV3'), ('FCNHead', 'FCN')):
+            cells = {(dnc, mode): measure(dict(kind='model', decoder=decoder, dnc=dnc, mode=mode,
+                                               batch=batch, size=size,
+                                               repeats=max(3, repeats // 2)))
+                     for dnc in (False, True) for mode in ('train', 'infer')}
+            out.append(dict(model=model_name, **{f"{'dnc' if d else 'conv'}_{m}": v
+                                                 for (d, m), v in cells.items()}))
+            t0, t1 = cells[False, 'train'], cells[True, 'train']
+            i0, i1 = cells[False, 'infer'], cells[True, 'infer']
+            rows.append((f'{model_name} R18-D8', f'{batch}x{size}x{size}', f"{t0['ms']:.0f}",
+                         f"{t1['ms']:.0f}", f"{t1['ms'] / t0['ms']:.3f}x", f"{i0['ms']:.0f}",
+                         f"{i1['ms']:.0f}", f"{i1['ms'] / i0['ms']:.3f}x",
+                         f"{t1['peak_mib'] / max(t0['peak_mib'], 1e-9):.3f}x"))
+        results['b_model'] = out
+        table('b. Whole model, 150 classes, 512 channels (DNC / parametric twin)',
+              ['model', 'images', 'train twin (ms)', 'train DNC (ms)', 'ratio', 'infer twin (ms)',
+               'infer DNC (ms)', 'ratio', 'train peak memory ratio'], rows)
+
+    if 'c' in args.sections:
+        rows, out = [], []
+        for classes in (19, 150):
+            pixels = 2 * 64 * 64
+            batched = measure(dict(kind='assign', impl='batched', classes=classes, pixels=pixels,
+                                   repeats=repeats))
+            looped = measure(dict(kind='assign', impl='loop', classes=classes, pixels=pixels,
+                                  repeats=repeats))
+            head = measure(dict(kind='head', classes=classes, batch=2, size=64, dnc=True,
+                                mode='train', repeats=repeats))
+            agree = same_assignment(classes, pixels)
+            out.append(dict(classes=classes, batched=batched, loop=looped, head=head,
+                            same_assignment=agree))
+            rows.append((classes, pixels, f"{batched['ms']:.1f}", f"{looped['ms']:.1f}",
+                         f"{looped['ms'] / batched['ms']:.1f}x",
+                         f"{100 * batched['ms'] / head['ms']:.1f}%", f'{100 * agree:.2f}%'))
+        results['c_assign'] = out
+        table('c. Assignment + update: batched head vs per-class loop (every class present)',
+              ['classes', 'pixels', 'batched (ms)', 'per-class loop (ms)', 'speed-up',
+               'share of head train step', 'same assignment'], rows)
+
+    if 'd' in args.sections:
+        rows, out = [], []
+        grid = [(150, b, s) for b, s in ((1, 32), (1, 64), (2, 64), (4, 64))] + \
+            [(c, 2, 64) for c in (19, 50, 300)]
+        if args.quick:
+            grid = grid[:3]
+        for classes, batch, size in grid:
+            r = measure(dict(kind='head', classes=classes, batch=batch, size=size, dnc=True,
+                             mode='train', repeats=repeats))
+            n = batch * size * size
+            out.append(dict(classes=classes, pixels=n, **r))
+            rows.append((classes, n, f"{r['ms']:.0f}", f"{1e6 * r['ms'] / (n * classes):.2f}"))
+        results['d_scaling'] = out
+        table('d. Scaling of the DNC head training step', ['classes', 'pixels', 'ms',
+                                                           'ns per pixel-class'], rows)
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(results, f, indent=1)
+    print(f'\nJSON: {args.out}')
+
+
+if __name__ == '__main__':
+    main()
