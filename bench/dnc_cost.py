@@ -204,7 +204,7 @@ def per_class_loop(own, x, y, sub, epsilon=0.05, iterations=3, momentum=0.999):
             plan /= n
         index = (plan * n).t().argmax(dim=1)
         assignment[mine] = index
-        one_hot = F.one_hot(index, k).float()
+        one_hot = F.one_hot(index, k).to(x.dtype)
         sums = one_hot.t() @ x[mine]  # (K, D)
         counts = one_hot.sum(dim=0)
         moved = F.normalize(momentum * sub[c] + (1 - momentum) * F.normalize(sums, dim=-1),
