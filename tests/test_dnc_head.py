@@ -216,3 +216,15 @@ def test_options_train(keys):
     assert (head.score_norm is None) == (keys.get('score_norm') == 'temperature')
     log = train_step(model, make_batch(random_labels()))
     assert all(torch.isfinite(v) for v in log.values())
+
+
+def test_half_precision_inference_matches_float():
+    model = build_model('FCNHead', C)
+    head = model.decode_head.eval()
+    x = torch.randn(2, 512, 8, 8)
+    with torch.no_grad():  # the base config's FCNHead reads in_index=3
+        full = head([None, None, None, x])
+        half = copy.deepcopy(head).to(torch.bfloat16)([None, None, None, x.bfloat16()])
+    assert half.dtype == torch.bfloat16 and half.shape == full.shape
+    agree = (half.float().argmax(1) == full.argmax(1)).float().mean()
+    assert agree > 0.9, agree

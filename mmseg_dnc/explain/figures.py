@@ -111,7 +111,7 @@ def _patch_row(axes, case_base: dict, c: int, k: int, count: int):
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(False)
-        if t >= count or int(case_base['image'][t, c, k]) < 0:
+        if t >= min(count, case_base['image'].shape[0]) or int(case_base['image'][t, c, k]) < 0:
             continue
         img = patch(case_base['image_paths'][int(case_base['image'][t, c, k])],
                     int(case_base['y'][t, c, k]), int(case_base['x'][t, c, k]))
