@@ -228,3 +228,9 @@ def test_half_precision_inference_matches_float():
     assert half.dtype == torch.bfloat16 and half.shape == full.shape
     agree = (half.float().argmax(1) == full.argmax(1)).float().mean()
     assert agree > 0.9, agree
+
+
+def test_a_dnc_head_is_not_a_decoder():
+    from mmseg_dnc.models.dnc_head import dnc_class_for
+    with pytest.raises(TypeError, match='already a DNC head'):
+        MODELS.build(dict(BASE, type='DNCDecodeHead', decoder=dnc_class_for(MODELS.get('FCNHead'))))
