@@ -94,11 +94,11 @@ class DNCDecodeHead(BaseDecodeHead):
 
     def __new__(cls, *args, decoder=None, **kwargs):
         if cls is DNCDecodeHead:
-            decoder_cls = resolve_decoder(decoder)
-            if issubclass(decoder_cls, DNCDecodeHead):
-                raise TypeError(f'DNCDecodeHead(decoder={decoder_cls.__name__!r}): it is '
+            named = MODELS.get(decoder) if isinstance(decoder, str) else decoder
+            if isinstance(named, type) and issubclass(named, DNCDecodeHead):
+                raise TypeError(f'DNCDecodeHead(decoder={named.__name__!r}): it is '
                                 'already a DNC head; give the decoder it extends.')
-            cls = dnc_class_for(decoder_cls)
+            cls = dnc_class_for(resolve_decoder(decoder))
         return super().__new__(cls)
 
     def __init__(self,
