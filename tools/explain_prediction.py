@@ -15,8 +15,7 @@ from mmcv.transforms import Compose
 from mmengine.dataset import pseudo_collate
 
 import mmseg_dnc  # noqa: F401
-from mmseg_dnc.checkpoint import load_checkpoint_file
-from mmseg_dnc.explain import case_base_path, load_dnc_model
+from mmseg_dnc.explain import load_case_base, load_dnc_model
 from mmseg_dnc.explain.figures import analyse, explanation_panel
 
 
@@ -36,11 +35,10 @@ def main():
     parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
     parser.add_argument('--device')
     args = parser.parse_args()
-    case_base_file = args.case_base or case_base_path(args.checkpoint)
-    if not osp.isfile(case_base_file):
-        raise SystemExit(f'error: no case base at {case_base_file}; make it first with\n'
-                         f'  python tools/snap_subcentroids.py {args.config} {args.checkpoint}')
-    case_base = load_checkpoint_file(case_base_file)
+    try:
+        case_base = load_case_base(args.config, args.checkpoint, args.case_base)
+    except FileNotFoundError as error:
+        raise SystemExit(f'error: {error}')
     model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
     pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline
                         if t['type'] != 'LoadAnnotations'])

@@ -13,7 +13,7 @@ import os.path as osp
 
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.checkpoint import load_checkpoint_file
-from mmseg_dnc.explain import case_base_path, diversity
+from mmseg_dnc.explain import diversity, load_case_base
 from mmseg_dnc.explain.figures import class_gallery, similarity_heatmap
 
 
@@ -25,11 +25,10 @@ def main():
     parser.add_argument('--out-dir', help='default: CKPT_gallery/')
     parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
     args = parser.parse_args()
-    case_base_file = args.case_base or case_base_path(args.checkpoint)
-    if not osp.isfile(case_base_file):
-        raise SystemExit(f'error: no case base at {case_base_file}; make it first with\n'
-                         f'  python tools/snap_subcentroids.py {args.config} {args.checkpoint}')
-    case_base = load_checkpoint_file(case_base_file)
+    try:
+        case_base = load_case_base(args.config, args.checkpoint, args.case_base)
+    except FileNotFoundError as error:
+        raise SystemExit(f'error: {error}')
     sub_centroids = load_checkpoint_file(args.checkpoint)['state_dict'][
         'decode_head.sub_centroids'].cpu()
     classes = case_base['classes']

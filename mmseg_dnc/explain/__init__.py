@@ -1,5 +1,5 @@
-from .casebase import build_case_base, case_base_path, diversity
+from .casebase import build_case_base, case_base_path, diversity, load_case_base
 from .data import load_dnc_model, one_by_one, training_set
 
-__all__ = ['build_case_base', 'case_base_path', 'diversity', 'load_dnc_model',
+__all__ = ['build_case_base', 'case_base_path', 'diversity', 'load_case_base', 'load_dnc_model',
            'one_by_one', 'training_set']

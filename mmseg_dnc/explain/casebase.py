@@ -11,13 +11,14 @@ labelled pixel, which of its class's sub-centroids is nearest: the share of
 training pixels each sub-centroid wins.
 """
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
+from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.models import dnc_core
 
@@ -127,6 +128,19 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True) ->
 def case_base_path(checkpoint: str) -> str:
     """Where the case base of ``checkpoint`` lives: beside it."""
     return osp.splitext(checkpoint)[0] + '.casebase.pth'
+
+
+def load_case_base(config: str, checkpoint: str, path: Optional[str] = None) -> dict:
+    """The case base of ``checkpoint`` (default: beside it), loaded weights-only.
+
+    Raises:
+        FileNotFoundError: there is none yet; the message says how to make it.
+    """
+    path = path or case_base_path(checkpoint)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no case base at {path}; make it first with\n'
+                                f'  python tools/snap_subcentroids.py {config} {checkpoint}')
+    return load_checkpoint_file(path)
 
 
 def diversity(sub_centroids: Tensor, wins: Tensor) -> Dict[str, Tensor]:
