@@ -46,8 +46,9 @@ def brute_force(model, dataset):
             emb = head.embed(head._forward_feature(model.extract_feat(batch['inputs'])))
             scores = dnc_core.subcentroid_scores(emb, head.sub_centroids)[0]
         h, w = data['data_samples'].img_shape
-        stride = batch['inputs'].shape[-1] / emb.shape[-1]
-        fh, fw = round(h / stride), round(w / stride)
+        # the feature cells covering the image, per axis (the input may be unpadded)
+        fh = round(h * emb.shape[-2] / batch['inputs'].shape[-2])
+        fw = round(w * emb.shape[-1] / batch['inputs'].shape[-1])
         label = data['data_samples'].gt_sem_seg.data.float()[None]
         small = F.interpolate(label, size=(fh, fw), mode='nearest').long()[0, 0]
         for fy in range(fh):

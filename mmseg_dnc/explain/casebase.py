@@ -21,6 +21,7 @@ from torch import Tensor
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.models import dnc_core
+from mmseg_dnc.visualization.panels import unpadded_feature_size
 
 
 def _merge_topk(best: Dict[str, Tensor], scores: Tensor, payload: Dict[str, Tensor],
@@ -83,8 +84,8 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True) ->
             label = sample.gt_sem_seg.data.float()[None]  # (1, 1, H, W) original size
             ori_h, ori_w = label.shape[-2:]
             img_h, img_w = sample.img_shape
-            # labels at the feature pixels of the (unpadded) resized image
-            fh, fw = max(1, round(img_h / stride)), max(1, round(img_w / stride))
+            # labels at the feature cells that cover the image (not the padding)
+            fh, fw = unpadded_feature_size((img_h, img_w), batch['inputs'].shape[2:], (h, w))
             small = F.interpolate(label, size=(fh, fw), mode='nearest').long().view(-1)
             valid = (small != head.ignore_index) & (small < c)
             x = emb[i, :, :fh, :fw].permute(1, 2, 0).reshape(-1, d)[valid]

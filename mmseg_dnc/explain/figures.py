@@ -13,11 +13,11 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from matplotlib.patches import Circle, Rectangle  # noqa: E402
 
 from mmseg_dnc.models import dnc_core  # noqa: E402
-from mmseg_dnc.visualization.panels import _boundaries, _colorize  # noqa: E402
+from mmseg_dnc.visualization.panels import (  # noqa: E402
+    _boundaries, _colorize, to_original_size, unpadded_feature_size)
 from .data import read_rgb  # noqa: E402
 
 
@@ -56,25 +56,16 @@ def analyse(model, data: dict) -> dict:
     cos = dnc_core.class_scores(sub_scores, head.num_classes, head.subcentroid_active)
     nearest = dnc_core.nearest_subcentroid(sub_scores, head.num_classes, head.subcentroid_active)
     logits = head.logits_from_scores(sub_scores)
-    # crop the padding, then map to the original image size
-    img_h, img_w = sample.img_shape
-    fh = max(1, round(img_h * logits.shape[2] / batch['inputs'].shape[2]))
-    fw = max(1, round(img_w * logits.shape[3] / batch['inputs'].shape[3]))
-    logits, cos, nearest = logits[..., :fh, :fw], cos[..., :fh, :fw], nearest[..., :fh, :fw]
-    size = tuple(sample.ori_shape)
-    full = F.interpolate(logits, size=size, mode='bilinear', align_corners=head.align_corners)
-    prob = full.softmax(dim=1)[0]
-    top2 = prob.topk(2, dim=0).values
-    pred = prob.argmax(dim=0)
-    near_full = F.interpolate(nearest.float(), size=size, mode='nearest').long()[0]
-    image = data['inputs'][0]
-    image = F.interpolate(image[None].float(), size=size, mode='bilinear')[0]
-    return dict(
-        image=image.flip(0).permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy(),
-        pred=pred.cpu().numpy(), margin=(top2[0] - top2[1]).cpu().numpy(),
-        subcentroid=near_full.gather(0, pred[None])[0].cpu().numpy(),
-        cos=cos[0].cpu(), nearest=nearest[0].cpu(), logits=logits[0].cpu(),
-        scale=(size[0] / fh, size[1] / fw))
+    fh, fw = unpadded_feature_size(sample.img_shape, batch['inputs'].shape[2:],
+                                   logits.shape[2:])
+    logits, cos, nearest = logits[0, :, :fh, :fw], cos[0, :, :fh, :fw], nearest[0, :, :fh, :fw]
+    out = to_original_size(logits, nearest, data['inputs'][0], sample.ori_shape,
+                           head.align_corners)
+    top2 = np.sort(out.pop('prob'), axis=0)[-2:]
+    out.update(margin=top2[1] - top2[0], cos=cos.cpu(), nearest=nearest.cpu(),
+               logits=logits.cpu(),
+               scale=(sample.ori_shape[0] / fh, sample.ori_shape[1] / fw))
+    return out
 
 
 def default_points(analysis: dict) -> List[Tuple[int, int]]:

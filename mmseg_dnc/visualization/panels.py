@@ -2,7 +2,7 @@
 
 Shape legend: C classes, K sub-centroids per class, H, W image size.
 """
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import matplotlib
 
@@ -11,9 +11,48 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch import Tensor  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from mmseg_dnc.models import DNCDecodeHead  # noqa: E402
+
+
+def unpadded_feature_size(img_shape, input_hw, feature_hw) -> Tuple[int, int]:
+    """The feature cells that cover the image itself, not the batch padding.
+
+    Args:
+        img_shape: (h, w) of the resized image inside the padded input.
+        input_hw: (H', W') of the padded network input.
+        feature_hw: (h', w') of the feature map.
+    """
+    return (max(1, round(img_shape[0] * feature_hw[0] / input_hw[0])),
+            max(1, round(img_shape[1] * feature_hw[1] / input_hw[1])))
+
+
+def to_original_size(logits: Tensor, nearest: Tensor, image: Tensor, ori_shape,
+                     align_corners: bool) -> dict:
+    """One image's outputs, cropped to the image, at its original size.
+
+    Args:
+        logits (Tensor): (C, h, w) class logits of the unpadded image.
+        nearest (Tensor): (C, h, w) nearest sub-centroid of each class.
+        image (Tensor): (3, h'', w'') BGR uint8 network input (before padding).
+        ori_shape: (H, W).
+
+    Returns:
+        dict of numpy arrays: ``image`` (H, W, 3) RGB uint8, ``prob`` (C, H, W)
+        softmax, ``pred`` (H, W), ``subcentroid`` (H, W) nearest sub-centroid
+        of the predicted class.
+    """
+    size = tuple(ori_shape)
+    prob = F.interpolate(logits[None], size=size, mode='bilinear',
+                         align_corners=align_corners)[0].softmax(dim=0)
+    pred = prob.argmax(dim=0)
+    near = F.interpolate(nearest[None].float(), size=size, mode='nearest').long()[0]
+    rgb = F.interpolate(image[None].float(), size=size, mode='bilinear')[0].flip(0)
+    return dict(image=rgb.permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy(),
+                prob=prob.cpu().numpy(), pred=pred.cpu().numpy(),
+                subcentroid=near.gather(0, pred[None])[0].cpu().numpy())
 
 
 @torch.no_grad()
@@ -37,23 +76,13 @@ def predict_with_subcentroids(model, data: dict) -> List[dict]:
     logits, nearest = head.predict_subcentroids(model.extract_feat(batch['inputs']))
     results = []
     for i, sample in enumerate(batch['data_samples']):
-        h, w = sample.img_shape  # the resized input; crop away any padding
-        scale_h = logits.shape[2] / batch['inputs'].shape[2]
-        scale_w = logits.shape[3] / batch['inputs'].shape[3]
-        lh, lw = max(1, round(h * scale_h)), max(1, round(w * scale_w))
-        size = tuple(sample.ori_shape)
-        class_logits = F.interpolate(logits[i:i + 1, :, :lh, :lw], size=size, mode='bilinear',
-                                     align_corners=head.align_corners)
-        pred = class_logits.argmax(dim=1)[0]
-        near = F.interpolate(nearest[i:i + 1, :, :lh, :lw].float(), size=size,
-                             mode='nearest').long()[0]
-        image = data['inputs'][i]  # (3, h, w) BGR uint8 after the test pipeline's resize
-        image = F.interpolate(image[None].float(), size=size, mode='bilinear')[0]
-        results.append(dict(
-            image=image.flip(0).permute(1, 2, 0).clamp(0, 255).byte().numpy(),
-            gt=sample.gt_sem_seg.data[0].numpy() if 'gt_sem_seg' in sample else None,
-            pred=pred.numpy(),
-            subcentroid=near.gather(0, pred[None])[0].numpy()))
+        fh, fw = unpadded_feature_size(sample.img_shape, batch['inputs'].shape[2:],
+                                       logits.shape[2:])
+        out = to_original_size(logits[i, :, :fh, :fw], nearest[i, :, :fh, :fw],
+                               data['inputs'][i], sample.ori_shape, head.align_corners)
+        out.pop('prob')
+        out['gt'] = sample.gt_sem_seg.data[0].cpu().numpy() if 'gt_sem_seg' in sample else None
+        results.append(out)
     return results
 
 
