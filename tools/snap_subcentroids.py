@@ -13,6 +13,7 @@ import argparse
 import copy
 import json
 import os.path as osp
+from typing import Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -33,7 +34,7 @@ def evaluate(cfg, checkpoint, data_root, work_dir):
     return Runner.from_cfg(adapt_to_cpu(cfg)).test()
 
 
-def diversity_table(case_base, sub_centroids) -> str:
+def diversity_table(case_base, sub_centroids) -> Tuple[str, dict]:
     stats = diversity(sub_centroids, case_base['wins'])
     lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) |',
              '|---|---:|---:|---|']
