@@ -1,11 +1,13 @@
 """mmseg_dnc: Deep Nearest Centroids for mmsegmentation 1.x.
 
-Importing this package registers ``DNCDecodeHead`` in mmseg's MODELS and makes
-checkpoint loading safe under torch's weights-only unpickler. ``compat`` goes
+Importing this package registers ``DNCDecodeHead`` in mmseg's MODELS, makes
+checkpoint loading safe under torch's weights-only unpickler, and makes
+checkpoint saving safe from interruption (``engine.SafeCheckpointHook``). ``compat`` goes
 first: on mmcv-lite it must run before anything imports ``mmseg.models``.
 """
 from . import compat  # noqa: F401  (must precede mmseg.models)
 from . import checkpoint  # noqa: F401
+from . import engine  # noqa: F401  (CheckpointHook: atomic saves, RNG state)
 from .datasets import CamVidDataset
 from .models import DNCDecodeHead
 

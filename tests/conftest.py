@@ -1,5 +1,8 @@
 """Shared fixtures: tiny CPU versions of mmseg's own base models, real data."""
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -17,6 +20,11 @@ register_all_modules(init_default_scope=True)  # as mmseg's tools do
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED_DATA = osp.join(ROOT, '..', 'shared', 'data')
 CAMVID = osp.join(SHARED_DATA, 'camvid')
+
+# the CPU-sized training config that the tool tests run, on real CamVid files
+TINY_CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
+TINY_DATA = [f'{loader}.dataset.data_root={CAMVID}'
+             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
 
 # mmseg's base model configs, shrunk for a 2-core CPU: ResNet-18 instead of 50
 # (stage widths 64..512), Swin with embed_dims 32 and one block per stage.
@@ -81,3 +89,27 @@ def decoder(request):
 
 def camvid_available() -> bool:
     return osp.isdir(osp.join(CAMVID, 'train'))
+
+
+def run_tool(tool, *args, check=True):
+    """``python tools/<tool> args...`` from the project root; tests/ importable
+    (configs may import the helper hooks of tests/train_hooks.py)."""
+    assert osp.isdir(osp.join(CAMVID, 'train')), f'real CamVid data missing at {CAMVID}'
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get('PYTHONPATH')) if p))
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool), *args],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{tool} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
+    return proc
+
+
+@pytest.fixture(scope='session')
+def trained(tmp_path_factory):
+    """2 iterations, then resumed to 4: (work_dir, train log of the resume)."""
+    work_dir = str(tmp_path_factory.mktemp('train'))
+    run_tool('train.py', TINY_CONFIG, '--work-dir', work_dir, '--cfg-options',
+             'train_cfg.max_iters=2', *TINY_DATA)
+    resumed = run_tool('train.py', TINY_CONFIG, '--work-dir', work_dir, '--resume',
+                       '--cfg-options', 'train_cfg.max_iters=4', *TINY_DATA)
+    return work_dir, resumed.stdout + resumed.stderr

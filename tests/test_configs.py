@@ -10,8 +10,7 @@ from mmengine.config import Config
 import mmseg
 from mmseg.registry import MODELS
 from mmseg_dnc.utils import replace_sync_bn
-from .conftest import ROOT, SHARED_DATA
-from .test_tools_and_checkpoints import run_tool
+from .conftest import ROOT, SHARED_DATA, run_tool
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'dnc', '*.py')))
 # the ADE20K and Cityscapes ones; CamVid's is trained by tests/test_camvid_demo.py

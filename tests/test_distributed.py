@@ -69,7 +69,7 @@ def test_torchrun_two_cpu_processes_train_to_identical_subcentroids(tmp_path):
     with_dump = tmp_path / 'with_rank_dump.py'
     with_dump.write_text(
         f"_base_ = '{config}'\n"
-        "custom_imports = dict(imports=['mmseg_dnc', 'tests.rank_dump_hook'])\n"
+        "custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])\n"
         "custom_hooks = [dict(type='RankDumpHook')]\n")
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT, PYTHON=sys.executable,
                PORT=str(free_port()))

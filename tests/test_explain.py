@@ -14,7 +14,7 @@ from mmseg.registry import DATASETS
 from mmseg_dnc.explain import build_case_base, diversity, one_by_one
 from mmseg_dnc.models import dnc_core
 from .conftest import CAMVID, ROOT, build_model
-from .test_tools_and_checkpoints import CONFIG, trained  # noqa: F401  (fixture)
+from .conftest import TINY_CONFIG as CONFIG
 
 
 @pytest.fixture(scope='module')

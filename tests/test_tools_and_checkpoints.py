@@ -2,8 +2,6 @@
 loaders; checkpoints loaded with the weights-only unpickler on every path."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,32 +10,9 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmseg.apis import init_model
 from mmseg_dnc.checkpoint import CorruptCheckpointError, UntrustedCheckpointError
 from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
-from .conftest import CAMVID, ROOT
-
-CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
-DATA = [f'{loader}.dataset.data_root={CAMVID}'
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-
-
-def run_tool(tool, *args, check=True):
-    assert osp.isdir(osp.join(CAMVID, 'train')), f'real CamVid data missing at {CAMVID}'
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{tool} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
-    return proc
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """2 iterations, then resumed to 4: (work_dir, train log of the resume)."""
-    work_dir = str(tmp_path_factory.mktemp('train'))
-    run_tool('train.py', CONFIG, '--work-dir', work_dir, '--cfg-options',
-             'train_cfg.max_iters=2', *DATA)
-    resumed = run_tool('train.py', CONFIG, '--work-dir', work_dir, '--resume',
-                       '--cfg-options', 'train_cfg.max_iters=4', *DATA)
-    return work_dir, resumed.stdout + resumed.stderr
-
+from .conftest import TINY_CONFIG as CONFIG
+from .conftest import TINY_DATA as DATA
+from .conftest import run_tool
 
 def test_train_resume_and_losses_logged(trained):
     work_dir, log = trained

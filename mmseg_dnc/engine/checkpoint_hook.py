@@ -1,0 +1,144 @@
+"""mmengine's CheckpointHook, made so that no interruption loses a checkpoint.
+
+mmengine 0.10.7's hook, under ``max_keep_ckpts``, deletes the oldest
+checkpoint *before* writing the new one, deletes the previous best checkpoint
+before writing the new best, and writes every file in place. A run killed
+while it saves (``max_keep_ckpts=1`` is a common setting) is left with a
+truncated file and nothing to resume from. This hook
+
+- writes checkpoints and ``last_checkpoint`` atomically (:mod:`mmseg_dnc.fileio`)
+  when they go to the local disk;
+- deletes old and previous-best checkpoints only once the new one is written;
+- saves torch's random generators with each checkpoint and restores them on
+  ``--resume``, after mmengine has replayed the data already trained on, so a
+  resumed run continues the run it resumes (:mod:`.rng_state`).
+
+Importing ``mmseg_dnc`` registers it under the name ``CheckpointHook``, so
+mmseg's ``default_hooks.checkpoint`` picks it up with the same arguments.
+"""
+import logging
+import os.path as osp
+from collections import deque
+
+from mmengine.dist import get_world_size, is_main_process
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS
+
+from mmseg_dnc.fileio import AtomicLocalBackend, atomic_write, leftover_parts
+from .rng_state import RNG_KEY, capture_rng_state, restore_rng_state
+
+
+@HOOKS.register_module(name='CheckpointHook', force=True)
+class SafeCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` with atomic writes, delete-after-write and RNG state.
+
+    Takes exactly mmengine's arguments.
+    """
+
+    _resume_rng = None
+    _resume_iter = None
+
+    # --------------------------------------------------------------- writing
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if (self.file_client_args is None and self.backend_args is None
+                and type(self.file_backend) is LocalBackend):
+            self.backend_args = dict(backend='local_atomic')
+            self.file_backend = AtomicLocalBackend()
+        if self.max_keep_ckpts > 0:  # unbounded: we prune ourselves, after the write
+            self.keep_ckpt_ids = deque(self.keep_ckpt_ids)
+        if is_main_process() and isinstance(self.file_backend, LocalBackend):
+            parts = leftover_parts(self.out_dir)
+            if parts:
+                print_log(f'{len(parts)} partial file(s) left by an interrupted save in '
+                          f'{self.out_dir}: {", ".join(parts)}. The checkpoints beside '
+                          'them are whole; these can be deleted.', logger='current',
+                          level=logging.WARNING)
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        outdated = []
+        if self.max_keep_ckpts > 0 and (not self.keep_ckpt_ids
+                                        or self.keep_ckpt_ids[-1] != step):
+            self.keep_ckpt_ids.append(step)
+            while len(self.keep_ckpt_ids) > self.max_keep_ckpts:
+                outdated.append(self.keep_ckpt_ids.popleft())
+            # what will be kept once this save is through
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, ckpt_filename, self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta,
+            by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        for old in outdated:
+            self._remove(self.file_backend.join_path(self.out_dir,
+                                                     self.filename_tmpl.format(old)))
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self.save_best:
+            return
+        # mmengine removes the previous best only when its path is set: hide
+        # the paths while it saves the new best, remove the replaced ones after
+        single = len(self.key_indicators) == 1
+        previous = ({None: self.best_ckpt_path} if single
+                    else dict(self.best_ckpt_path_dict))
+        if single:
+            self.best_ckpt_path = None
+        else:
+            self.best_ckpt_path_dict = dict.fromkeys(previous)
+        super()._save_best_checkpoint(runner, metrics)
+        for key, old in previous.items():
+            new = self.best_ckpt_path if single else self.best_ckpt_path_dict[key]
+            if new is None:  # not improved: keep the previous best
+                if single:
+                    self.best_ckpt_path = old
+                else:
+                    self.best_ckpt_path_dict[key] = old
+            elif old and old != new and is_main_process():
+                self._remove(old)
+                runner.logger.info(f'The previous best checkpoint {old} is removed')
+
+    def _remove(self, path: str) -> None:
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # deepspeed checkpoints are folders
+            self.file_backend.rmtree(path)
+
+    # ------------------------------------------------------ random generators
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint[RNG_KEY] = capture_rng_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not getattr(runner, '_resume', False):
+            return  # load_from: a new run, with its own random streams
+        state = checkpoint.get(RNG_KEY)
+        if state is None:
+            print_log('The resumed checkpoint holds no random-generator state (it '
+                      'was not saved with mmseg_dnc imported): dropout and other '
+                      'random draws of the model will differ from the interrupted '
+                      'run from here on.', logger='current', level=logging.WARNING)
+            return
+        randomness = getattr(runner, '_randomness_cfg', {}) or {}
+        if randomness.get('diff_rank_seed') and get_world_size() > 1:
+            print_log('diff_rank_seed=True: the checkpoint holds rank 0\'s random '
+                      'generator only, so the ranks keep their freshly seeded ones.',
+                      logger='current', level=logging.WARNING)
+            return
+        self._resume_rng = state
+        self._resume_iter = checkpoint.get('meta', {}).get('iter')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        # here, not when loading: mmengine replays the trained batches in between
+        if self._resume_rng is not None and runner.iter == self._resume_iter:
+            restored = restore_rng_state(self._resume_rng)
+            print_log(f'Restored torch random generators ({", ".join(restored)}) as they '
+                      f'were at iteration {runner.iter}.', logger='current')
+            self._resume_rng = None

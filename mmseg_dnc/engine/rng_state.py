@@ -1,0 +1,43 @@
+"""torch's random generators, saved with a checkpoint and restored on resume.
+
+mmengine resumes the data stream exactly: it re-seeds, then draws and drops
+the batches already trained on, which replays the sampler and the
+augmentations (numpy and ``random``) in the same order. What it does not
+replay are the model's own draws from torch's generator: dropout, drop-path,
+the sub-centroid memory's sampling. Without them a resumed run goes on with
+other random masks than the run it continues. These helpers carry torch's
+CPU and CUDA generator states through the checkpoint (plain uint8 tensors,
+loadable weights-only).
+"""
+from typing import Dict, List
+
+import torch
+
+RNG_KEY = 'torch_rng_state'
+
+
+def capture_rng_state() -> Dict[str, object]:
+    """torch's generator states now: ``{'cpu': uint8 tensor, 'cuda': [...]}``."""
+    state = {'cpu': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Dict[str, object]) -> List[str]:
+    """Set torch's generators to ``state``; returns what was restored.
+
+    Raises:
+        ValueError: the state is not what :func:`capture_rng_state` makes.
+    """
+    cpu = state.get('cpu') if isinstance(state, dict) else None
+    if not (isinstance(cpu, torch.Tensor) and cpu.dtype == torch.uint8):
+        raise ValueError(f'not a torch generator state: {type(state).__name__} '
+                         f'with keys {sorted(state) if isinstance(state, dict) else "-"}')
+    torch.set_rng_state(cpu)
+    restored = ['cpu']
+    cuda = state.get('cuda')
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+        restored.append(f'cuda x{len(cuda)}')
+    return restored

@@ -1,0 +1,150 @@
+"""Interrupted training: a run killed while it writes a checkpoint loses
+nothing, and ``--resume`` continues it to the very same weights, sub-centroids,
+memory and optimizer state as a run that was never interrupted. The same seed
+gives the same run, bitwise. Real CamVid files through mmseg's loaders."""
+import os
+import os.path as osp
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mmseg_dnc.checkpoint import CorruptCheckpointError
+from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
+from mmseg_dnc.fileio import atomic_write
+from .conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
+
+# 6 iterations, a checkpoint after each, only the newest kept (the setting
+# under which mmengine's own hook deletes the old file before writing the
+# new), the FIFO memory on (its sampling draws from torch's generator, as
+# does the head's dropout)
+SETTINGS = ['train_cfg.max_iters=6', 'train_cfg.val_interval=100',
+            'default_hooks.checkpoint.interval=1',
+            'default_hooks.checkpoint.max_keep_ckpts=1',
+            'model.decode_head.memory_size=8', *TINY_DATA]
+
+
+def config_with_hooks(tmp_path, *hooks: str) -> str:
+    path = tmp_path / 'with_hooks.py'
+    path.write_text(textwrap.dedent(f"""\
+        _base_ = '{TINY_CONFIG}'
+        custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])
+        custom_hooks = [{', '.join(hooks)}]
+        """))
+    return str(path)
+
+
+def train(config, work_dir, *extra, check=True):
+    return run_tool('train.py', config, '--work-dir', str(work_dir), *extra,
+                    '--cfg-options', *SETTINGS, check=check)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('uninterrupted')
+    config = config_with_hooks(tmp, "dict(type='RecordAssignmentsHook')")
+    train(config, tmp / 'run')
+    return tmp / 'run'
+
+
+def assert_same_training_state(expected: dict, actual: dict) -> None:
+    assert expected['meta']['iter'] == actual['meta']['iter']
+    assert expected['state_dict'].keys() == actual['state_dict'].keys()
+    for key, value in expected['state_dict'].items():
+        assert torch.equal(value, actual['state_dict'][key]), key
+    for param, state in expected['optimizer']['state'].items():
+        for name, value in state.items():
+            assert torch.equal(value, actual['optimizer']['state'][param][name]), (param, name)
+    assert expected['optimizer']['param_groups'] == actual['optimizer']['param_groups']
+    assert expected['param_schedulers'] == actual['param_schedulers']
+
+
+def test_same_seed_same_run_bitwise(uninterrupted, tmp_path):
+    config = config_with_hooks(tmp_path, "dict(type='RecordAssignmentsHook')")
+    train(config, tmp_path / 'again')
+    first = load_state(str(uninterrupted / 'iter_6.pth'))
+    again = load_state(str(tmp_path / 'again' / 'iter_6.pth'))
+    assert_same_training_state(first, again)
+    # and the sub-centroid assignment of every labelled pixel (2x12x12 features) at each step
+    assignments = [torch.load(run / 'assignments.pt') for run in (uninterrupted, tmp_path / 'again')]
+    assert len(assignments[0]) == 6 and all(a.numel() > 100 for a in assignments[0])
+    assert all(torch.equal(a, b) for a, b in zip(*assignments))
+
+
+def test_killed_while_saving_then_resumed_equals_uninterrupted(uninterrupted, tmp_path):
+    work_dir = tmp_path / 'run'
+    killed = train(config_with_hooks(tmp_path, "dict(type='KillWhileSavingHook', at_iter=4)"),
+                   work_dir, check=False)
+    assert killed.returncode == -signal.SIGXFSZ, killed.stderr[-2000:]
+    # the kill cut the new checkpoint short; the previous one is whole and current
+    files = sorted(os.listdir(work_dir))
+    assert 'iter_3.pth' in files and 'iter_4.pth' not in files
+    partial = [f for f in files if f.startswith('.iter_4.pth.') and f.endswith('.part')]
+    assert len(partial) == 1 and osp.getsize(work_dir / partial[0]) == 1 << 20
+    assert (work_dir / 'last_checkpoint').read_text() == str(work_dir / 'iter_3.pth')
+    assert load_state(str(work_dir / 'iter_3.pth'))['meta']['iter'] == 3
+
+    config = config_with_hooks(tmp_path, "dict(type='RecordAssignmentsHook')")
+    resumed = train(config, work_dir, '--resume')
+    log = resumed.stdout + resumed.stderr
+    assert 'resumed epoch: 0, iter: 3' in log
+    assert 'partial file(s) left by an interrupted save' in log and partial[0] in log
+    assert 'Restored torch random generators (cpu) as they were at iteration 3' in log
+    assert_same_training_state(load_state(str(uninterrupted / 'iter_6.pth')),
+                               load_state(str(work_dir / 'iter_6.pth')))
+    # iterations 4 to 6 assigned every pixel as the uninterrupted run did
+    expected = torch.load(uninterrupted / 'assignments.pt')[3:]
+    assert all(torch.equal(a, b) for a, b in zip(expected, torch.load(work_dir / 'assignments.pt')))
+    # max_keep_ckpts=1 still holds once the new checkpoint is written
+    assert sorted(f for f in os.listdir(work_dir) if f.endswith('.pth')) == ['iter_6.pth']
+
+
+def test_killed_while_saving_a_new_best_keeps_the_previous_best(tmp_path):
+    config = config_with_hooks(tmp_path, "dict(type='KillWhileSavingHook', at_iter=4, best=True)")
+    settings = ['train_cfg.max_iters=4', 'train_cfg.val_interval=2',
+                'default_hooks.checkpoint.save_best=mIoU', *TINY_DATA]
+    killed = run_tool('train.py', config, '--work-dir', str(tmp_path / 'run'), '--cfg-options',
+                      *settings, check=False)
+    assert killed.returncode == -signal.SIGXFSZ, killed.stderr[-2000:]
+    # mIoU went up at 4 (seed 0), so mmengine would have deleted the best of 2 first
+    log = killed.stdout + killed.stderr
+    at_2, at_4 = (float(m) for m in re.findall(r'Iter\(val\) \[4/4\].* mIoU: ([\d.]+)', log))
+    assert at_4 > at_2 and 'The best checkpoint with' in log
+    best = load_state(str(tmp_path / 'run' / 'best_mIoU_iter_2.pth'))
+    assert best['meta']['iter'] == 2
+    assert not osp.exists(tmp_path / 'run' / 'best_mIoU_iter_4.pth')
+    # uninterrupted, the new best replaces the old one once written
+    proc = run_tool('train.py', TINY_CONFIG, '--work-dir', str(tmp_path / 'whole'),
+                    '--cfg-options', *settings)
+    assert sorted(f for f in os.listdir(tmp_path / 'whole') if f.startswith('best')) == [
+        'best_mIoU_iter_4.pth']
+    assert 'best_mIoU_iter_2.pth is removed' in proc.stdout + proc.stderr
+
+
+KILL_WHILE_WRITING = """
+import resource, signal, sys
+from mmseg_dnc.fileio import atomic_write
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
+atomic_write(sys.argv[1], b'new' * (1 << 20))
+"""
+
+
+def test_atomic_write_killed_midway_keeps_the_old_file(tmp_path):
+    target = tmp_path / 'iter_8.pth'
+    good = {'state_dict': {'w': torch.arange(6.0)}}
+    torch.save(good, target)
+    before = target.read_bytes()
+    proc = subprocess.run([sys.executable, '-c', KILL_WHILE_WRITING, str(target)])
+    assert proc.returncode == -signal.SIGXFSZ
+    assert target.read_bytes() == before
+    assert torch.equal(load_state(str(target))['state_dict']['w'], torch.arange(6.0))
+    # written whole, the new content replaces the old; a cut file is reported as such
+    atomic_write(target, b'x' * 10)
+    assert target.read_bytes() == b'x' * 10
+    with pytest.raises(CorruptCheckpointError, match='truncated or corrupt'):
+        load_state(str(target))
