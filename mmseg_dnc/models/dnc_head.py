@@ -157,8 +157,7 @@ class DNCDecodeHead(BaseDecodeHead):
 
         k_max = max(per_class)
         self.num_subcentroids = per_class
-        sub_centroids = F.normalize(torch.randn(self.num_classes, k_max, dim), dim=-1)
-        self.register_buffer('sub_centroids', sub_centroids)
+        self.register_buffer('sub_centroids', self._random_subcentroids(k_max, dim))
         if min(per_class) < k_max:
             active = torch.arange(k_max)[None, :] < torch.tensor(per_class)[:, None]
             self.register_buffer('subcentroid_active', active, persistent=False)
@@ -170,6 +169,72 @@ class DNCDecodeHead(BaseDecodeHead):
             self.register_buffer('memory_pointer', torch.zeros(self.num_classes, dtype=torch.long))
         else:
             self.memory = None
+
+    def _random_subcentroids(self, k_max: int, dim: int) -> Tensor:
+        """(C, K, D) random unit vectors: the sub-centroids before training."""
+        return F.normalize(torch.randn(self.num_classes, k_max, dim), dim=-1)
+
+    def class_state(self) -> Dict[str, Tensor]:
+        """What belongs to this model's classes: the sub-centroids, the memory
+        and the class-score norm, by state_dict name relative to the head."""
+        state = {'sub_centroids': self.sub_centroids}
+        if self.memory is not None:
+            state.update(memory=self.memory, memory_filled=self.memory_filled,
+                         memory_pointer=self.memory_pointer)
+        if self.score_norm is not None:
+            state.update({'score_norm.weight': self.score_norm.weight,
+                          'score_norm.bias': self.score_norm.bias})
+        return state
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._adapt_foreign_head(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _adapt_foreign_head(self, state_dict: dict, prefix: str) -> None:
+        """Make a checkpoint of another head loadable, and say so in one line.
+
+        A DNC head trained for other classes (or another K or width): its
+        sub-centroids, memory and class-score norm cannot serve this model's
+        classes, so they are re-initialised. A parametric head (mmseg's
+        ``conv_seg``): its 1x1 classifier is skipped, and the same state is
+        re-initialised. Everything else in the checkpoint (backbone, decoder)
+        is left to load as usual. Edits ``state_dict`` in place.
+        """
+        theirs = state_dict.get(prefix + 'sub_centroids')
+        classifier = [prefix + name for name in ('conv_seg.weight', 'conv_seg.bias')
+                      if prefix + name in state_dict]
+        if theirs is None and not classifier:
+            return  # same kind of head, or no head in the checkpoint at all
+        if theirs is not None and theirs.shape == self.sub_centroids.shape:
+            return
+        for key in [k for k in state_dict if k[len(prefix):] in self.class_state()
+                    or k[len(prefix):].startswith('memory')]:
+            del state_dict[key]
+        for key in classifier:
+            del state_dict[key]
+        fresh = {'sub_centroids': self._random_subcentroids(*self.sub_centroids.shape[1:])}
+        for name, tensor in self.class_state().items():
+            if name != 'sub_centroids':
+                fresh[name] = (torch.ones_like(tensor) if name == 'score_norm.weight'
+                               else torch.zeros_like(tensor))
+        for name, tensor in fresh.items():
+            state_dict[prefix + name] = tensor.to(self.sub_centroids.device)
+        head, names = prefix.rstrip('.') or type(self).__name__, ', '.join(fresh)
+        if theirs is None:
+            # DNC's own layers are not in a parametric checkpoint either
+            own = {name: tensor for name, tensor in self.state_dict().items()
+                   if name.startswith(('feature_norm.', 'projection.'))
+                   and prefix + name not in state_dict}
+            state_dict.update({prefix + name: tensor for name, tensor in own.items()})
+            layers = sorted({name.split('.')[0] for name in own})
+            why = (f'the checkpoint has a parametric head: its 1x1 classifier '
+                   f'({", ".join(classifier)}) has no place in DNC and is skipped, and '
+                   f"DNC's own layers ({', '.join(layers)}) start from their initialisation")
+        else:
+            why = (f"the checkpoint's sub-centroids are {tuple(theirs.shape)} (classes, K, "
+                   f"channels), this model's {tuple(self.sub_centroids.shape)}")
+        print_log(f'{head}: {why}; {names} are re-initialised; the rest of the '
+                  'checkpoint loads as usual.', logger='current', level=logging.WARNING)
 
     def extra_repr(self) -> str:
         k = self.num_subcentroids
