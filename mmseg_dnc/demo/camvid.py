@@ -10,6 +10,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
 from mmseg.registry import DATASETS
+from mmseg_dnc.engine import check_num_classes
 from mmseg_dnc.utils import adapt_to_cpu
 from mmseg_dnc.visualization import (plot_training_curves, predict_with_subcentroids,
                                      save_prediction_panel)
@@ -54,6 +55,7 @@ def run_camvid_demo(config: str, data_root: str, work_dir: str, num_images: int 
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root
     cfg.work_dir = work_dir
+    check_num_classes(cfg)
     cfg = adapt_to_cpu(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()

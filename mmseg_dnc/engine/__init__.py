@@ -1,4 +1,5 @@
 from .checkpoint_hook import SafeCheckpointHook
 from .cli import add_common_args, load_config
+from .config_checks import check_num_classes
 
-__all__ = ['SafeCheckpointHook', 'add_common_args', 'load_config']
+__all__ = ['SafeCheckpointHook', 'add_common_args', 'check_num_classes', 'load_config']

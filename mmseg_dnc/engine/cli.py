@@ -6,6 +6,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 from mmseg_dnc.utils import adapt_to_cpu
+from .config_checks import check_num_classes
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def load_config(args: argparse.Namespace) -> Config:
     """Config file + --cfg-options + work dir (CLI > file > config name),
-    rewritten for the CPU when there is no CUDA."""
+    checked (num_classes), rewritten for the CPU when there is no CUDA."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -34,4 +35,5 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_num_classes(cfg)
     return adapt_to_cpu(cfg, args.launcher)

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS
+from mmseg_dnc.engine import check_num_classes
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.utils import replace_sync_bn
 
@@ -19,6 +20,7 @@ def load_dnc_model(config: Union[str, Config], checkpoint: str,
     """An mmseg segmentor with a DNC decode head, weights from ``checkpoint``
     (loaded weights-only), on the GPU when there is one."""
     cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(config)
+    check_num_classes(cfg)
     replace_sync_bn(cfg.model)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_model(cfg, checkpoint, device=device)
