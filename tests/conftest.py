@@ -1,4 +1,5 @@
 """Shared fixtures: tiny CPU versions of mmseg's own base models, real data."""
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import pytest
 import torch
 from mmengine.hub import get_config
+from mmengine.logging import MMLogger
 from mmengine.structures import PixelData
 
 import mmseg_dnc  # noqa: F401  (registers DNCDecodeHead)
@@ -113,3 +115,15 @@ def trained(tmp_path_factory):
     resumed = run_tool('train.py', TINY_CONFIG, '--work-dir', work_dir, '--resume',
                        '--cfg-options', 'train_cfg.max_iters=4', *TINY_DATA)
     return work_dir, resumed.stdout + resumed.stderr
+
+
+@pytest.fixture
+def warnings_logged():
+    """The warnings that mmengine's current logger gets during a test."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

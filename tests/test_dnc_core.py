@@ -67,6 +67,18 @@ def test_sinkhorn_one_iteration_by_hand():
     assert assignment.tolist() == [0, 1]
 
 
+def test_a_class_with_one_pixel_goes_to_its_nearest_subcentroid():
+    # one pixel: the per-sub-centroid step leaves one entry per column, so the
+    # plan's row is uniform, 1/K each; the tie goes to the highest score
+    scores = torch.tensor([[0.1, -0.3, 0.7, 0.2], [0.9, 0.1, 0.0, 0.0], [0.0, 0.2, 0.1, 0.3]])
+    plan, assignment = dnc_core.sinkhorn_assign(scores, torch.tensor([0, 1, 1]), 2)
+    torch.testing.assert_close(plan[0], torch.full((4,), 0.25))
+    assert assignment[0] == 2
+    # with two pixels there is a preference again, and it stands
+    assert not torch.allclose(plan[1], plan[1].mean().expand(4))
+    assert assignment[1:].tolist() == [0, 3]
+
+
 def test_sinkhorn_marginals_and_per_class_reference():
     torch.manual_seed(0)
     labels = torch.tensor([0] * 50 + [2] * 30 + [1] * 7)[torch.randperm(87)]

@@ -2,11 +2,9 @@
 into one for 19 (the paper's transfer), and a parametric mmseg checkpoint
 into a DNC model. Every weight that fits is loaded; what belongs to the old
 classes is re-initialised, with one line saying so."""
-import logging
 
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 from mmengine.runner import load_checkpoint
 
@@ -32,18 +30,6 @@ def save(model, path):
 def not_loaded(target, source_state):
     return sorted(k for k, v in target.state_dict().items()
                   if not (k in source_state and torch.equal(v, source_state[k])))
-
-
-@pytest.fixture
-def warnings_logged():
-    """The warnings that mmengine's current logger gets during a test."""
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def messages(records):

@@ -4,9 +4,7 @@
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
-import logging
 
-from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401  (DNCDecodeHead, safe checkpoint loading)
@@ -26,17 +24,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args)
-    if args.amp:
-        wrapper = cfg.optim_wrapper.type
-        if wrapper == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.',
-                      logger='current', level=logging.WARNING)
-        elif wrapper != 'OptimWrapper':
-            raise ValueError(f'--amp needs optim_wrapper.type=OptimWrapper, got {wrapper}.')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg = load_config(args)  # --amp: AmpOptimWrapper; bfloat16 on a CPU
     cfg.resume = args.resume
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

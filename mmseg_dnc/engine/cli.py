@@ -1,9 +1,11 @@
 """What tools/train.py and tools/test.py share: mmseg's flags and config set-up."""
 import argparse
+import logging
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
 from mmseg_dnc.utils import adapt_to_cpu
 from .config_checks import check_num_classes
@@ -23,9 +25,22 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def enable_amp(cfg: Config) -> None:
+    """``--amp``, as mmseg's train.py does it: AmpOptimWrapper, dynamic loss scale."""
+    wrapper = cfg.optim_wrapper.type
+    if wrapper == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.',
+                  logger='current', level=logging.WARNING)
+    elif wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp needs optim_wrapper.type=OptimWrapper, got {wrapper}.')
+    else:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
 def load_config(args: argparse.Namespace) -> Config:
-    """Config file + --cfg-options + work dir (CLI > file > config name),
-    checked (num_classes), rewritten for the CPU when there is no CUDA."""
+    """Config file + --cfg-options + work dir (CLI > file > config name) +
+    --amp, checked (num_classes), rewritten for the CPU when there is no CUDA."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -35,5 +50,7 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if getattr(args, 'amp', False):
+        enable_amp(cfg)
     check_num_classes(cfg)
     return adapt_to_cpu(cfg, args.launcher)

@@ -1,7 +1,7 @@
 """What DNCDecodeHead checks when it is built: the decoder it extends, its
 DNC settings, and the init_cfg of the 1x1 conv it removes. Every failure
 names the key or type and what would work."""
-from numbers import Integral
+from numbers import Integral, Real
 from typing import List, Optional
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -58,6 +58,10 @@ def _check(condition: bool, key: str, value, need: str) -> None:
         raise ValueError(f'DNCDecodeHead: {key}={value!r} is invalid; {need}.')
 
 
+def _real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def check_settings(num_classes, num_subcentroids, momentum, epsilon, iterations,
                    update_from, ppc_weight, ppd_weight, ppc_temperature, score_norm,
                    score_temperature, memory_size, memory_per_step) -> List[int]:
@@ -76,19 +80,19 @@ def check_settings(num_classes, num_subcentroids, momentum, epsilon, iterations,
                f'values, got {len(per_class)}')
         _check(all(isinstance(k, Integral) and k >= 1 for k in per_class),
                'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
-    _check(0.0 <= momentum < 1.0, 'momentum', momentum,
+    _check(_real(momentum) and 0.0 <= momentum < 1.0, 'momentum', momentum,
            'it must be in [0, 1) (the paper uses 0.999)')
-    _check(epsilon > 0, 'sinkhorn_epsilon', epsilon, 'it must be > 0 (the paper uses 0.05)')
+    _check(_real(epsilon) and epsilon > 0, 'sinkhorn_epsilon', epsilon, 'it must be > 0 (the paper uses 0.05)')
     _check(isinstance(iterations, Integral) and iterations >= 1,
            'sinkhorn_iterations', iterations, 'it must be an int >= 1 (the paper uses 3)')
     _check(update_from in ('correct', 'all'), 'update_from', update_from,
            "use 'correct' or 'all'")
-    _check(ppc_weight >= 0, 'loss_ppc_weight', ppc_weight, 'it must be >= 0')
-    _check(ppd_weight >= 0, 'loss_ppd_weight', ppd_weight, 'it must be >= 0')
-    _check(ppc_temperature > 0, 'ppc_temperature', ppc_temperature, 'it must be > 0')
+    _check(_real(ppc_weight) and ppc_weight >= 0, 'loss_ppc_weight', ppc_weight, 'it must be >= 0')
+    _check(_real(ppd_weight) and ppd_weight >= 0, 'loss_ppd_weight', ppd_weight, 'it must be >= 0')
+    _check(_real(ppc_temperature) and ppc_temperature > 0, 'ppc_temperature', ppc_temperature, 'it must be > 0')
     _check(score_norm in ('layernorm', 'temperature'), 'score_norm', score_norm,
            "use 'layernorm' or 'temperature'")
-    _check(score_temperature > 0, 'score_temperature', score_temperature,
+    _check(_real(score_temperature) and score_temperature > 0, 'score_temperature', score_temperature,
            'it must be > 0')
     _check(isinstance(memory_size, Integral) and memory_size >= 0, 'memory_size',
            memory_size, 'it must be an int >= 0 (0 turns the memory off)')

@@ -21,6 +21,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+# plan entries within this relative distance of a row's maximum count as tied
+TIE_TOLERANCE = 1e-5
+
 
 def all_reduce_(tensor: Tensor, op=None) -> Tensor:
     """All-reduce in place when a process group exists; a no-op otherwise."""
@@ -152,7 +155,8 @@ def sinkhorn_assign(scores: Tensor, labels: Tensor, num_classes: int,
 
     Returns:
         tuple[Tensor, Tensor]: the plan (M, K), each row summing to 1, and the
-        hard assignment (M,) int64, the argmax of each row.
+        hard assignment (M,) int64, the argmax of each row; among entries
+        tied for the maximum (to ``TIE_TOLERANCE``), the highest score.
     """
     with torch.autocast(device_type=scores.device.type, enabled=False):
         log_plan = scores.float() / epsilon
@@ -170,7 +174,13 @@ def sinkhorn_assign(scores: Tensor, labels: Tensor, num_classes: int,
             log_plan = log_plan - per_subcentroid[labels] - log_k
             log_plan = log_plan - torch.logsumexp(log_plan, dim=1, keepdim=True) - log_n
         plan = torch.exp(log_plan + log_n)
-    return plan, plan.argmax(dim=1)
+        # Ties go to the nearest sub-centroid. They are not rare: a class with
+        # a single pixel in the batch gets a uniform row (the per-sub-centroid
+        # step leaves one entry per column), and a plain argmax would send
+        # every such pixel to sub-centroid 0.
+        tied = plan >= plan.max(dim=1, keepdim=True).values * (1 - TIE_TOLERANCE)
+        nearest_tied = scores.float().masked_fill(~tied, -math.inf)
+    return plan, nearest_tied.argmax(dim=1)
 
 
 def momentum_update(sub_centroids: Tensor, embeddings: Tensor, labels: Tensor,
