@@ -5,11 +5,13 @@ leaves a file cut short. Writing to a hidden ``.part`` file beside the target,
 flushing it to disk and renaming it over the target (atomic on POSIX) means a
 reader sees the old file or the new one, never half of the new one.
 """
+import io
 import os
 import os.path as osp
 import uuid
-from typing import Union
+from typing import Any, Union
 
+import torch
 from mmengine.fileio import LocalBackend, register_backend
 
 PART_SUFFIX = '.part'
@@ -51,6 +53,13 @@ def atomic_write(path: Union[str, os.PathLike], data: Union[bytes, str],
         pass
     finally:
         os.close(fd)
+
+
+def save_atomic(obj: Any, path: Union[str, os.PathLike]) -> None:
+    """``torch.save(obj, path)``, written whole or not at all."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def leftover_parts(directory: str) -> list:

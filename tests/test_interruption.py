@@ -16,7 +16,7 @@ import torch
 from mmseg_dnc.checkpoint import CorruptCheckpointError
 from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
 from mmseg_dnc.fileio import atomic_write
-from .conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
+from .conftest import TINY_CONFIG, TINY_DATA, run_tool
 
 # 6 iterations, a checkpoint after each, only the newest kept (the setting
 # under which mmengine's own hook deletes the old file before writing the

@@ -12,7 +12,7 @@ from mmseg_dnc.checkpoint import CorruptCheckpointError, UntrustedCheckpointErro
 from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
 from .conftest import TINY_CONFIG as CONFIG
 from .conftest import TINY_DATA as DATA
-from .conftest import run_tool
+from .conftest import CAMVID, run_tool
 
 def test_train_resume_and_losses_logged(trained):
     work_dir, log = trained
@@ -60,22 +60,89 @@ class RunsCode:
         return (open, (self.marker, 'w'))
 
 
-def test_untrusted_checkpoint_is_refused_everywhere(trained, tmp_path):
+@pytest.fixture(scope='module')
+def evil(trained, tmp_path_factory):
+    """A real checkpoint with a payload in its meta, and the file the payload
+    would create: (path, marker)."""
     work_dir, _ = trained
+    tmp = tmp_path_factory.mktemp('evil')
     ckpt = load_state(osp.join(work_dir, 'iter_4.pth'))
-    marker = str(tmp_path / 'pwned')
+    marker = str(tmp / 'pwned')
     ckpt['meta']['payload'] = RunsCode(marker)
-    evil = str(tmp_path / 'evil.pth')
-    torch.save(ckpt, evil)
+    path = str(tmp / 'evil.pth')
+    torch.save(ckpt, path)
+    # a harmless case base beside it, so the explanation tools go on to the checkpoint
+    torch.save({'score': torch.zeros(1)}, tmp / 'evil.casebase.pth')
+    return path, marker
+
+
+def test_untrusted_checkpoint_is_refused_by_init_model(evil):
+    path, marker = evil
     with pytest.raises(UntrustedCheckpointError, match='Refused to load .*evil.pth'):
-        init_model(CONFIG, evil, device='cpu')
-    proc = run_tool('test.py', CONFIG, evil, '--work-dir', str(tmp_path / 'wd'),
-                    '--cfg-options', *DATA, check=False)
-    assert proc.returncode != 0 and 'Refused to load' in proc.stderr
-    proc = run_tool('train.py', CONFIG, '--work-dir', str(tmp_path / 'wd2'), '--cfg-options',
-                    f'load_from={evil}', 'train_cfg.max_iters=1', *DATA, check=False)
-    assert proc.returncode != 0 and 'Refused to load' in proc.stderr
+        init_model(CONFIG, path, device='cpu')
     assert not os.path.exists(marker)
+
+
+def resume_dir(tmp_path, checkpoint):
+    """A work dir whose last_checkpoint names ``checkpoint``, as --resume reads it."""
+    work_dir = tmp_path / 'resume'
+    work_dir.mkdir()
+    (work_dir / 'last_checkpoint').write_text(checkpoint)
+    return str(work_dir)
+
+
+TOOL_RUNS = {
+    'test.py': lambda ckpt, tmp: ['test.py', CONFIG, ckpt, '--work-dir', str(tmp / 'wd'),
+                                  '--cfg-options', *DATA],
+    'train.py load_from': lambda ckpt, tmp: [
+        'train.py', CONFIG, '--work-dir', str(tmp / 'wd'), '--cfg-options',
+        f'load_from={ckpt}', 'train_cfg.max_iters=1', *DATA],
+    'train.py --resume': lambda ckpt, tmp: [
+        'train.py', CONFIG, '--work-dir', resume_dir(tmp, ckpt), '--resume', '--cfg-options',
+        'train_cfg.max_iters=6', *DATA],
+    'snap_subcentroids.py': lambda ckpt, tmp: [
+        'snap_subcentroids.py', CONFIG, ckpt, '--data-root', CAMVID,
+        '--work-dir', str(tmp / 'wd')],
+    'explain_prediction.py': lambda ckpt, tmp: [
+        'explain_prediction.py', CONFIG, ckpt, osp.join(CAMVID, 'val', '0016E5_07959.png'),
+        '--out', str(tmp / 'panel.png')],
+    'subcentroid_gallery.py': lambda ckpt, tmp: [
+        'subcentroid_gallery.py', CONFIG, ckpt, '--out-dir', str(tmp / 'gallery')],
+}
+
+
+@pytest.mark.parametrize('run', list(TOOL_RUNS))
+def test_untrusted_checkpoint_is_refused_by_every_tool(run, evil, tmp_path):
+    path, marker = evil
+    proc = run_tool(*TOOL_RUNS[run](path, tmp_path), check=False)
+    assert proc.returncode != 0
+    assert 'UntrustedCheckpointError: Refused to load' in proc.stderr and 'evil.pth' in proc.stderr
+    assert "unpickling can run arbitrary code" in proc.stderr  # says why
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize('tool', ['explain_prediction.py', 'subcentroid_gallery.py'])
+def test_untrusted_case_base_is_refused(tool, trained, tmp_path):
+    work_dir, _ = trained
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(open(osp.join(work_dir, 'iter_4.pth'), 'rb').read())
+    marker = str(tmp_path / 'pwned')
+    torch.save({'score': RunsCode(marker)}, tmp_path / 'model.casebase.pth')
+    proc = run_tool(*TOOL_RUNS[tool](str(ckpt), tmp_path), check=False)
+    assert proc.returncode != 0 and 'Refused to load' in proc.stderr
+    assert 'model.casebase.pth' in proc.stderr and not os.path.exists(marker)
+
+
+@pytest.mark.parametrize('run', ['train.py --resume', 'snap_subcentroids.py'])
+def test_truncated_checkpoint_through_the_tools(run, trained, tmp_path):
+    work_dir, _ = trained
+    data = open(osp.join(work_dir, 'iter_4.pth'), 'rb').read()
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(data[:len(data) // 3])
+    proc = run_tool(*TOOL_RUNS[run](str(cut), tmp_path), check=False)
+    assert proc.returncode != 0
+    assert 'CorruptCheckpointError' in proc.stderr and 'is truncated or corrupt' in proc.stderr
+    assert 'resume from an earlier checkpoint' in proc.stderr
 
 
 def test_truncated_checkpoint_gets_a_clear_error(trained, tmp_path):

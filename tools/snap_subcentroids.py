@@ -21,6 +21,7 @@ from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.checkpoint import load_checkpoint_file
+from mmseg_dnc.fileio import save_atomic
 from mmseg_dnc.explain import (build_case_base, case_base_path, diversity, load_dnc_model,
                                one_by_one, training_set)
 from mmseg_dnc.utils import adapt_to_cpu
@@ -69,7 +70,7 @@ def main():
           'training images')
     case_base = build_case_base(model, one_by_one(dataset), args.top_n)
     out = case_base_path(args.checkpoint)
-    torch.save(case_base, out)
+    save_atomic(case_base, out)
     print(f'\ncase base: {out}')
     sub_centroids = model.decode_head.sub_centroids.cpu()
     table, stats = diversity_table(case_base, sub_centroids)
@@ -89,7 +90,7 @@ def main():
         state[key] = replaced.to(state[key].dtype)
         kept = int((~has).sum())
         out_ckpt = osp.splitext(args.checkpoint)[0] + '_casebased.pth'
-        torch.save(dict(state_dict=state, meta=checkpoint.get('meta', {})), out_ckpt)
+        save_atomic(dict(state_dict=state, meta=checkpoint.get('meta', {})), out_ckpt)
         print(f'case-based checkpoint: {out_ckpt} ({int(has.sum())} sub-centroids replaced by '
               f'their nearest training pixel; {kept} without pixels of their class kept)')
         before = evaluate(cfg, args.checkpoint, args.data_root,
