@@ -5,10 +5,12 @@ import os.path as osp
 import re
 
 import pytest
+import torch
 from mmengine.config import Config
 
 import mmseg
 from mmseg.registry import MODELS
+from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.utils import replace_sync_bn
 from .conftest import ROOT, SHARED_DATA, run_tool
 
@@ -120,3 +122,32 @@ def test_config_trains_and_tests_on_real_samples(path, tmp_path):
     assert f'Iter(test) [{images}/{images}]' in out and 'mIoU' in out
     # the per-class table names the dataset's classes
     assert ('wall' in out) if 'ade20k' in path else ('road' in out)
+
+
+def test_ade20k_checkpoint_transfers_to_cityscapes(tmp_path):
+    """The paper's transfer through the tools: DeepLabV3-DNC trained on ADE20K
+    (150 classes), then `load_from` into the Cityscapes config (19)."""
+    ade = osp.join(ROOT, 'configs', 'dnc', 'deeplabv3_r101_ade20k.py')
+    run_tool('train.py', ade, '--work-dir', str(tmp_path / 'ade'), '--cfg-options',
+             *real_sample_options(ade))
+    ckpt = str(tmp_path / 'ade' / 'iter_2.pth')
+    cityscapes = osp.join(ROOT, 'configs', 'dnc', 'deeplabv3_r101_cityscapes.py')
+    # lr 0: the two steps change no weight, so what was loaded can be compared
+    proc = run_tool('train.py', cityscapes, '--work-dir', str(tmp_path / 'cs'), '--cfg-options',
+                    *real_sample_options(cityscapes), f'load_from={ckpt}',
+                    'optim_wrapper.optimizer.lr=0', 'param_scheduler.0.eta_min=0')
+    log = proc.stdout + proc.stderr
+    assert ("decode_head: the checkpoint's sub-centroids are (150, 10, 512) (classes, K, "
+            "channels), this model's (19, 10, 512); sub_centroids, score_norm.weight, "
+            'score_norm.bias are re-initialised') in log
+    mismatches = re.findall(r'size mismatch for (\S+):', log)
+    assert sorted(mismatches) == ['auxiliary_head.conv_seg.bias', 'auxiliary_head.conv_seg.weight']
+    source = load_checkpoint_file(ckpt)['state_dict']
+    target = load_checkpoint_file(str(tmp_path / 'cs' / 'iter_2.pth'))['state_dict']
+    # every conv and norm weight of backbone, decoder and auxiliary head but the
+    # latter's classifier came from the ADE20K checkpoint
+    weights = [k for k in target if k.endswith('.weight') and 'sub_centroids' not in k]
+    loaded = [k for k in weights if torch.equal(target[k], source.get(k, torch.empty(0)))]
+    assert sorted(set(weights) - set(loaded)) == ['auxiliary_head.conv_seg.weight',
+                                                  'decode_head.score_norm.weight']
+    assert target['decode_head.sub_centroids'].shape == (19, 10, 512)
