@@ -2,6 +2,7 @@
 nothing, and ``--resume`` continues it to the very same weights, sub-centroids,
 memory and optimizer state as a run that was never interrupted. The same seed
 gives the same run, bitwise. Real CamVid files through mmseg's loaders."""
+import errno
 import os
 import os.path as osp
 import re
@@ -148,3 +149,41 @@ def test_atomic_write_killed_midway_keeps_the_old_file(tmp_path):
     assert target.read_bytes() == b'x' * 10
     with pytest.raises(CorruptCheckpointError, match='truncated or corrupt'):
         load_state(str(target))
+
+
+def test_resume_into_a_changed_model_is_refused(trained, tmp_path):
+    work_dir, _ = trained  # 4 iterations of the tiny config, K=10
+    resumed = tmp_path / 'run'
+    resumed.mkdir()
+    (resumed / 'last_checkpoint').write_text(osp.join(work_dir, 'iter_4.pth'))
+    proc = run_tool('train.py', TINY_CONFIG, '--work-dir', str(resumed), '--resume',
+                    '--cfg-options', 'model.decode_head.num_subcentroids=5',
+                    'train_cfg.max_iters=6', *TINY_DATA, check=False)
+    assert proc.returncode != 0
+    assert ('ValueError: Cannot resume: the model is not the one the checkpoint was saved '
+            'from:\n  decode_head.sub_centroids: (11, 10, 32) in the checkpoint, (11, 5, 32) '
+            'in this model\n') in proc.stderr
+    assert 'load_from=CHECKPOINT' in proc.stderr
+    assert not any(f.endswith('.pth') for f in os.listdir(resumed))
+
+
+DISK_FULL = """
+import resource, sys
+from mmseg_dnc.fileio import atomic_write
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
+try:
+    atomic_write(sys.argv[1], b'new' * (1 << 20))
+except OSError as error:
+    print(type(error).__name__, error.errno)
+"""
+
+
+def test_a_full_disk_fails_the_write_and_keeps_the_old_file(tmp_path):
+    # Python ignores SIGXFSZ, so past the limit write() fails (EFBIG), as on a full disk
+    target = tmp_path / 'iter_8.pth'
+    target.write_bytes(b'old checkpoint')
+    proc = subprocess.run([sys.executable, '-c', DISK_FULL, str(target)],
+                          capture_output=True, text=True)
+    assert proc.stdout.split() == ['OSError', str(errno.EFBIG)], proc.stderr
+    assert target.read_bytes() == b'old checkpoint'
+    assert os.listdir(tmp_path) == ['iter_8.pth']  # the partial file was removed

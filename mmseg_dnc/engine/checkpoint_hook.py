@@ -11,7 +11,9 @@ truncated file and nothing to resume from. This hook
 - deletes old and previous-best checkpoints only once the new one is written;
 - saves torch's random generators with each checkpoint and restores them on
   ``--resume``, after mmengine has replayed the data already trained on, so a
-  resumed run continues the run it resumes (:mod:`.rng_state`).
+  resumed run continues the run it resumes (:mod:`.rng_state`);
+- refuses to resume into a model whose tensors changed shape (mmengine would
+  skip them and go on from their initialisation).
 
 Importing ``mmseg_dnc`` registers it under the name ``CheckpointHook``, so
 mmseg's ``default_hooks.checkpoint`` picks it up with the same arguments.
@@ -24,10 +26,33 @@ from mmengine.dist import get_world_size, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from mmseg_dnc.fileio import AtomicLocalBackend, atomic_write, leftover_parts
 from .rng_state import RNG_KEY, capture_rng_state, restore_rng_state
+
+
+def check_resume_shapes(ours: dict, theirs: dict, work_dir: str) -> None:
+    """Resuming continues a run: every tensor must keep its shape.
+
+    mmengine loads with ``strict=False``, so a tensor whose shape changed
+    (the config's ``num_classes``, K or ``channels`` edited since) would be
+    skipped with a warning and training would go on from its initialisation.
+
+    Raises:
+        ValueError: naming each tensor whose shape differs.
+    """
+    changed = [f'  {key}: {tuple(theirs[key].shape)} in the checkpoint, '
+               f'{tuple(tensor.shape)} in this model'
+               for key, tensor in ours.items()
+               if key in theirs and getattr(theirs[key], 'shape', tensor.shape) != tensor.shape]
+    if changed:
+        raise ValueError(
+            'Cannot resume: the model is not the one the checkpoint was saved from:\n'
+            + '\n'.join(changed) + '\nResume with the config it was trained with (saved '
+            f'in {work_dir}), or start a new run from its weights with load_from=CHECKPOINT '
+            'and without --resume.')
 
 
 @HOOKS.register_module(name='CheckpointHook', force=True)
@@ -119,6 +144,9 @@ class SafeCheckpointHook(CheckpointHook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
             return  # load_from: a new run, with its own random streams
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        check_resume_shapes(model.state_dict(), checkpoint.get('state_dict', {}),
+                            runner.work_dir)
         state = checkpoint.get(RNG_KEY)
         if state is None:
             print_log('The resumed checkpoint holds no random-generator state (it '
