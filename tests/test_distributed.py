@@ -85,3 +85,41 @@ def test_torchrun_two_cpu_processes_train_to_identical_subcentroids(tmp_path):
     assert torch.equal(ranks[0], ranks[1])  # bitwise, after 3 all-reduced updates
     saved = torch.load(tmp_path / 'iter_3.pth', weights_only=False)['state_dict']
     assert torch.equal(saved['decode_head.sub_centroids'], ranks[0])
+
+
+def dist_train(config, work_dir, *extra, check=True):
+    data = [f'{loader}.dataset.data_root={CAMVID}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT, PYTHON=sys.executable,
+               PORT=str(free_port()))
+    proc = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(config), '2',
+         '--work-dir', str(work_dir), *extra, '--cfg-options', 'train_cfg.max_iters=4',
+         'train_cfg.val_begin=100', 'default_hooks.checkpoint.interval=1',
+         'default_hooks.checkpoint.max_keep_ckpts=1', 'model.decode_head.memory_size=8', *data],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    if check:
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc
+
+
+def test_two_processes_killed_while_saving_resume_to_the_uninterrupted_run(tmp_path):
+    config = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
+    killing = tmp_path / 'killing.py'
+    killing.write_text(
+        f"_base_ = '{config}'\n"
+        "custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])\n"
+        "custom_hooks = [dict(type='KillWhileSavingHook', at_iter=3)]\n")
+    dist_train(config, tmp_path / 'whole')
+    killed = dist_train(killing, tmp_path / 'run', check=False)
+    assert killed.returncode != 0 and os.listdir(tmp_path / 'run').count('iter_2.pth') == 1
+    resumed = dist_train(config, tmp_path / 'run', '--resume')
+    assert 'Restored torch random generators (cpu) as they were at iteration 2' in (
+        resumed.stdout + resumed.stderr)
+    whole, run = (torch.load(tmp_path / d / 'iter_4.pth', weights_only=False)
+                  for d in ('whole', 'run'))
+    for key, value in whole['state_dict'].items():
+        assert torch.equal(value, run['state_dict'][key]), key
+    for param, state in whole['optimizer']['state'].items():
+        for name, value in state.items():
+            assert torch.equal(value, run['optimizer']['state'][param][name]), (param, name)

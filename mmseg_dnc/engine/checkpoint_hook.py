@@ -22,7 +22,7 @@ import logging
 import os.path as osp
 from collections import deque
 
-from mmengine.dist import get_world_size, is_main_process
+from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
@@ -62,6 +62,7 @@ class SafeCheckpointHook(CheckpointHook):
     Takes exactly mmengine's arguments.
     """
 
+    _rng_states = None  # one per rank, gathered for the checkpoint being saved
     _resume_rng = None
     _resume_iter = None
 
@@ -83,6 +84,9 @@ class SafeCheckpointHook(CheckpointHook):
                           level=logging.WARNING)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
+        # every rank is here (the write itself is rank 0's): collect each
+        # rank's generators, which differ once the ranks' data differ
+        self._rng_states = all_gather_object(capture_rng_state())
         outdated = []
         if self.max_keep_ckpts > 0 and (not self.keep_ckpt_ids
                                         or self.keep_ckpt_ids[-1] != step):
@@ -139,7 +143,8 @@ class SafeCheckpointHook(CheckpointHook):
 
     # ------------------------------------------------------ random generators
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[RNG_KEY] = capture_rng_state()
+        checkpoint[RNG_KEY] = self._rng_states or [capture_rng_state()]
+        self._rng_states = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
@@ -147,20 +152,17 @@ class SafeCheckpointHook(CheckpointHook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_resume_shapes(model.state_dict(), checkpoint.get('state_dict', {}),
                             runner.work_dir)
-        state = checkpoint.get(RNG_KEY)
-        if state is None:
-            print_log('The resumed checkpoint holds no random-generator state (it '
-                      'was not saved with mmseg_dnc imported): dropout and other '
-                      'random draws of the model will differ from the interrupted '
-                      'run from here on.', logger='current', level=logging.WARNING)
+        states = checkpoint.get(RNG_KEY)
+        if not isinstance(states, list) or len(states) != get_world_size():
+            why = ('it was not saved with mmseg_dnc imported' if states is None else
+                   f'it was saved by {len(states)} processes, this run has {get_world_size()}'
+                   if isinstance(states, list) else 'its format is unknown')
+            print_log(f'The resumed checkpoint holds no random-generator state for this '
+                      f'run ({why}): dropout and the other random draws of the model will '
+                      'differ from the interrupted run from here on.', logger='current',
+                      level=logging.WARNING)
             return
-        randomness = getattr(runner, '_randomness_cfg', {}) or {}
-        if randomness.get('diff_rank_seed') and get_world_size() > 1:
-            print_log('diff_rank_seed=True: the checkpoint holds rank 0\'s random '
-                      'generator only, so the ranks keep their freshly seeded ones.',
-                      logger='current', level=logging.WARNING)
-            return
-        self._resume_rng = state
+        self._resume_rng = states[get_rank()]
         self._resume_iter = checkpoint.get('meta', {}).get('iter')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:

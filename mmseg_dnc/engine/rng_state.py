@@ -5,9 +5,11 @@ the batches already trained on, which replays the sampler and the
 augmentations (numpy and ``random``) in the same order. What it does not
 replay are the model's own draws from torch's generator: dropout, drop-path,
 the sub-centroid memory's sampling. Without them a resumed run goes on with
-other random masks than the run it continues. These helpers carry torch's
-CPU and CUDA generator states through the checkpoint (plain uint8 tensors,
-loadable weights-only).
+other random masks than the run it continues. These helpers capture and
+restore torch's CPU and CUDA generator states; ``SafeCheckpointHook`` keeps
+one per rank in the checkpoint (plain uint8 tensors, loadable weights-only):
+the ranks' generators part ways as soon as their data differ (the memory's
+``randperm`` draws as many numbers as a rank has pixels).
 """
 from typing import Dict, List
 
