@@ -53,8 +53,8 @@ def _numpy_globals():
         allowed += [(multiarray._reconstruct, f'{module}._reconstruct'),
                     (multiarray.scalar, f'{module}.scalar')]
     # numpy 2.x pickles some dtypes through their DType classes
-    allowed += [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32,
-                                             np.bool_, np.uint8)]
+    allowed += [type(np.dtype(t))
+                for t in (np.float64, np.float32, np.int64, np.int32, np.bool_, np.uint8)]
     return allowed
 
 

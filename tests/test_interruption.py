@@ -71,7 +71,8 @@ def test_same_seed_same_run_bitwise(uninterrupted, tmp_path):
     again = load_state(str(tmp_path / 'again' / 'iter_6.pth'))
     assert_same_training_state(first, again)
     # and the sub-centroid assignment of every labelled pixel (2x12x12 features) at each step
-    assignments = [torch.load(run / 'assignments.pt') for run in (uninterrupted, tmp_path / 'again')]
+    assignments = [torch.load(run / 'assignments.pt')
+                   for run in (uninterrupted, tmp_path / 'again')]
     assert len(assignments[0]) == 6 and all(a.numel() > 100 for a in assignments[0])
     assert all(torch.equal(a, b) for a, b in zip(*assignments))
 

@@ -106,7 +106,8 @@ def test_image_smaller_than_the_crop(tmp_path):
              'train_cfg.max_iters=4', 'train_cfg.val_interval=100', *TINY_DATA)
     rows = scalars(tmp_path / 'run')
     assert len(rows) == 4 and all(math.isfinite(r['loss']) for r in rows)
-    sub = load_state(str(tmp_path / 'run' / 'iter_4.pth'))['state_dict']['decode_head.sub_centroids']
+    state = load_state(str(tmp_path / 'run' / 'iter_4.pth'))['state_dict']
+    sub = state['decode_head.sub_centroids']
     torch.testing.assert_close(sub.norm(dim=-1), torch.ones(11, 10))
 
 

@@ -14,6 +14,7 @@ from .conftest import TINY_CONFIG as CONFIG
 from .conftest import TINY_DATA as DATA
 from .conftest import CAMVID, run_tool
 
+
 def test_train_resume_and_losses_logged(trained):
     work_dir, log = trained
     assert 'resumed epoch: 0, iter: 2' in log

@@ -2,7 +2,6 @@
 into one for 19 (the paper's transfer), and a parametric mmseg checkpoint
 into a DNC model. Every weight that fits is loaded; what belongs to the old
 classes is re-initialised, with one line saying so."""
-
 import pytest
 import torch
 from mmengine.optim import OptimWrapper

@@ -3,4 +3,5 @@ from .checkpoint_hook import SafeCheckpointHook
 from .cli import add_common_args, load_config
 from .config_checks import check_num_classes
 
-__all__ = ['CPUAmpOptimWrapper', 'SafeCheckpointHook', 'add_common_args', 'check_num_classes', 'load_config']
+__all__ = ['CPUAmpOptimWrapper', 'SafeCheckpointHook', 'add_common_args', 'check_num_classes',
+           'load_config']

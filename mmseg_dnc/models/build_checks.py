@@ -82,18 +82,22 @@ def check_settings(num_classes, num_subcentroids, momentum, epsilon, iterations,
                'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
     _check(_real(momentum) and 0.0 <= momentum < 1.0, 'momentum', momentum,
            'it must be in [0, 1) (the paper uses 0.999)')
-    _check(_real(epsilon) and epsilon > 0, 'sinkhorn_epsilon', epsilon, 'it must be > 0 (the paper uses 0.05)')
+    _check(_real(epsilon) and epsilon > 0, 'sinkhorn_epsilon', epsilon,
+           'it must be > 0 (the paper uses 0.05)')
     _check(isinstance(iterations, Integral) and iterations >= 1,
            'sinkhorn_iterations', iterations, 'it must be an int >= 1 (the paper uses 3)')
     _check(update_from in ('correct', 'all'), 'update_from', update_from,
            "use 'correct' or 'all'")
-    _check(_real(ppc_weight) and ppc_weight >= 0, 'loss_ppc_weight', ppc_weight, 'it must be >= 0')
-    _check(_real(ppd_weight) and ppd_weight >= 0, 'loss_ppd_weight', ppd_weight, 'it must be >= 0')
-    _check(_real(ppc_temperature) and ppc_temperature > 0, 'ppc_temperature', ppc_temperature, 'it must be > 0')
+    _check(_real(ppc_weight) and ppc_weight >= 0, 'loss_ppc_weight', ppc_weight,
+           'it must be >= 0')
+    _check(_real(ppd_weight) and ppd_weight >= 0, 'loss_ppd_weight', ppd_weight,
+           'it must be >= 0')
+    _check(_real(ppc_temperature) and ppc_temperature > 0, 'ppc_temperature',
+           ppc_temperature, 'it must be > 0')
     _check(score_norm in ('layernorm', 'temperature'), 'score_norm', score_norm,
            "use 'layernorm' or 'temperature'")
-    _check(_real(score_temperature) and score_temperature > 0, 'score_temperature', score_temperature,
-           'it must be > 0')
+    _check(_real(score_temperature) and score_temperature > 0, 'score_temperature',
+           score_temperature, 'it must be > 0')
     _check(isinstance(memory_size, Integral) and memory_size >= 0, 'memory_size',
            memory_size, 'it must be an int >= 0 (0 turns the memory off)')
     _check(isinstance(memory_per_step, Integral) and memory_per_step >= 1,

@@ -2,11 +2,11 @@
 
 mmseg's configs are written for GPUs: SyncBN, the nccl backend, a DDP
 wrapper given ``device_ids=[LOCAL_RANK]``, and ``AmpOptimWrapper`` for
-``--amp``. On a CPU each of those fails, and
-mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device`` even on a CPU
-build. :func:`adapt_to_cpu` rewrites a config for the CPU (plain BN, gloo,
-``device_ids=None``, bfloat16 autocast for ``--amp``) and, under a launcher, opens the gloo process group itself,
-so mmengine finds it open and skips its CUDA-only set-up.
+``--amp``. On a CPU each of those fails, and mmengine's ``pytorch`` launcher
+calls ``torch.cuda.set_device`` even on a CPU build. :func:`adapt_to_cpu`
+rewrites a config for the CPU (plain BN, gloo, ``device_ids=None``, bfloat16
+autocast for ``--amp``) and, under a launcher, opens the gloo process group
+itself, so mmengine finds it open and skips its CUDA-only set-up.
 """
 import os
 from typing import Any
