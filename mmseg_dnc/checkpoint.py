@@ -65,8 +65,10 @@ _DISALLOWED = re.compile(r'(Unsupported global|GLOBAL|unrecognized function|'
                          r'getattr\(|is not a HistoryBuffer)[^\n]*')
 
 
-def load_checkpoint_file(filename: str, map_location=None) -> Any:
+def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -> Any:
     """``torch.load(filename, weights_only=True)`` with mmengine's globals allowed.
+
+    ``mmap=True`` maps the file instead of reading it: tensors are read when used.
 
     Raises:
         FileNotFoundError: no such file.
@@ -78,7 +80,8 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
         raise FileNotFoundError(f'{filename} can not be found.')
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+            return torch.load(filename, map_location=map_location, weights_only=True,
+                              mmap=mmap)
     except pickle.UnpicklingError as error:
         found = _DISALLOWED.search(str(error))
         if found is None:
@@ -101,7 +104,8 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
 def _corrupt_message(filename: str, error: Exception) -> str:
     return (f'{filename} is not a readable PyTorch checkpoint: it is truncated or '
             f'corrupt ({type(error).__name__}: {str(error).splitlines()[0]}). A file '
-            'cut short by a killed run is unusable; resume from an earlier checkpoint.')
+            'cut short by a killed run is unusable; resume from an earlier checkpoint: '
+            'tools/train.py CONFIG --resume --cfg-options load_from=WORK_DIR/iter_N.pth')
 
 
 CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)

@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmseg_dnc.engine import check_num_classes
+from mmseg_dnc.engine import check_checkpoint_fits, check_num_classes
 from mmseg_dnc.engine.config_checks import num_classes_in
 from .conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
 
@@ -60,3 +60,18 @@ def test_train_tool_refuses_before_building(tmp_path):
             '  model.auxiliary_head.num_classes: 19\n') in proc.stderr
     assert 'set model.auxiliary_head.num_classes=11' in proc.stderr
     assert not any(name.endswith('.log') for name in glob.glob(f'{tmp_path}/**', recursive=True))
+
+
+def test_test_tool_refuses_a_checkpoint_for_other_classes(trained, tmp_path):
+    work_dir, _ = trained  # the tiny config: 11 classes, K=10, 32 channels
+    ckpt = osp.join(work_dir, 'iter_4.pth')
+    cfg = Config.fromfile(TINY_CONFIG)
+    check_checkpoint_fits(cfg, ckpt)
+    cfg.model.decode_head.num_subcentroids = 5
+    with pytest.raises(ValueError, match=r'iter_4.pth holds sub-centroids \(11, 10, 32\) '
+                                         r"\(classes, K, channels\); this config's DNC head "
+                                         r'needs \(11, 5, 32\)'):
+        check_checkpoint_fits(cfg, ckpt)
+    proc = run_tool('test.py', TINY_CONFIG, ckpt, '--work-dir', str(tmp_path), '--cfg-options',
+                    'model.decode_head.num_subcentroids=5', *TINY_DATA, check=False)
+    assert proc.returncode != 0 and 'its sub-centroids would be random' in proc.stderr

@@ -101,7 +101,7 @@ def test_diversity_numbers():
     torch.testing.assert_close(stats['effective_k'], torch.tensor([1.0, 3.0]))
 
 
-def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):  # noqa: F811
+def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):
     work_dir, _ = trained
     ckpt = str(tmp_path / 'model.pth')
     with open(osp.join(work_dir, 'iter_4.pth'), 'rb') as src, open(ckpt, 'wb') as dst:
@@ -144,7 +144,7 @@ def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):  # noqa: F8
         assert np.asarray(Image.open(tmp_path / 'gallery' / name).convert('L')).std() > 10
 
 
-def test_explain_without_case_base_says_how_to_make_it(trained, tmp_path):  # noqa: F811
+def test_explain_without_case_base_says_how_to_make_it(trained, tmp_path):
     work_dir, _ = trained
     proc = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'explain_prediction.py'), CONFIG,

@@ -10,7 +10,7 @@ import argparse
 from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401  (DNCDecodeHead, safe checkpoint loading)
-from mmseg_dnc.engine import add_common_args, load_config
+from mmseg_dnc.engine import add_common_args, check_checkpoint_fits, load_config
 
 
 def parse_args():
@@ -44,6 +44,7 @@ def trigger_visualization_hook(cfg, args):
 def main():
     args = parse_args()
     cfg = load_config(args)
+    check_checkpoint_fits(cfg, args.checkpoint)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

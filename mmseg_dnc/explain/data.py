@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS
-from mmseg_dnc.engine import check_num_classes
+from mmseg_dnc.engine import check_checkpoint_fits, check_num_classes
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.utils import replace_sync_bn
 
@@ -21,6 +21,7 @@ def load_dnc_model(config: Union[str, Config], checkpoint: str,
     (loaded weights-only), on the GPU when there is one."""
     cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(config)
     check_num_classes(cfg)
+    check_checkpoint_fits(cfg, checkpoint)
     replace_sync_bn(cfg.model)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = init_model(cfg, checkpoint, device=device)
