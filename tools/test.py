@@ -10,7 +10,8 @@ import argparse
 from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401  (DNCDecodeHead, safe checkpoint loading)
-from mmseg_dnc.engine import add_common_args, check_checkpoint_fits, load_config
+from mmseg_dnc.engine import (add_common_args, check_checkpoint_fits, finish_distributed,
+                              load_config)
 
 
 def parse_args():
@@ -56,6 +57,7 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     Runner.from_cfg(cfg).test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

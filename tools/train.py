@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401  (DNCDecodeHead, safe checkpoint loading)
 from mmseg.registry import RUNNERS
-from mmseg_dnc.engine import add_common_args, load_config
+from mmseg_dnc.engine import add_common_args, finish_distributed, load_config
 
 
 def parse_args():
@@ -28,6 +28,7 @@ def main():
     cfg.resume = args.resume
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ import logging
 import os
 import os.path as osp
 
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
@@ -54,3 +55,16 @@ def load_config(args: argparse.Namespace) -> Config:
         enable_amp(cfg)
     check_num_classes(cfg)
     return adapt_to_cpu(cfg, args.launcher)
+
+
+def finish_distributed() -> None:
+    """Wait for every rank, then close the process group.
+
+    Without it a rank that is done (rank 0 still writing the last checkpoint)
+    exits with the group open, and gloo can abort that process at exit
+    ("terminate called without an active exception"), which makes torchrun
+    report the run as failed and stop rank 0, mid-write.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
