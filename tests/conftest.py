@@ -93,6 +93,20 @@ def camvid_available() -> bool:
     return osp.isdir(osp.join(CAMVID, 'train'))
 
 
+def assert_same_training_state(expected: dict, actual: dict) -> None:
+    """Two checkpoints hold the same training state, bitwise: iteration, every
+    state_dict tensor, the optimizer's state and groups, the schedulers."""
+    assert expected['meta']['iter'] == actual['meta']['iter']
+    assert expected['state_dict'].keys() == actual['state_dict'].keys()
+    for key, value in expected['state_dict'].items():
+        assert torch.equal(value, actual['state_dict'][key]), key
+    for param, state in expected['optimizer']['state'].items():
+        for name, value in state.items():
+            assert torch.equal(value, actual['optimizer']['state'][param][name]), (param, name)
+    assert expected['optimizer']['param_groups'] == actual['optimizer']['param_groups']
+    assert expected['param_schedulers'] == actual['param_schedulers']
+
+
 def run_tool(tool, *args, check=True):
     """``python tools/<tool> args...`` from the project root; tests/ importable
     (configs may import the helper hooks of tests/train_hooks.py)."""

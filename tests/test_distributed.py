@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from mmseg_dnc.models import dnc_core
-from .conftest import CAMVID, ROOT
+from .conftest import CAMVID, ROOT, assert_same_training_state
 
 C, K, D = 4, 3, 8
 
@@ -116,10 +116,5 @@ def test_two_processes_killed_while_saving_resume_to_the_uninterrupted_run(tmp_p
     resumed = dist_train(config, tmp_path / 'run', '--resume')
     assert 'Restored torch random generators (cpu) as they were at iteration 2' in (
         resumed.stdout + resumed.stderr)
-    whole, run = (torch.load(tmp_path / d / 'iter_4.pth', weights_only=False)
-                  for d in ('whole', 'run'))
-    for key, value in whole['state_dict'].items():
-        assert torch.equal(value, run['state_dict'][key]), key
-    for param, state in whole['optimizer']['state'].items():
-        for name, value in state.items():
-            assert torch.equal(value, run['optimizer']['state'][param][name]), (param, name)
+    assert_same_training_state(*(torch.load(tmp_path / d / 'iter_4.pth', weights_only=False)
+                                 for d in ('whole', 'run')))

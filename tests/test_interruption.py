@@ -17,7 +17,7 @@ import torch
 from mmseg_dnc.checkpoint import CorruptCheckpointError
 from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
 from mmseg_dnc.fileio import atomic_write
-from .conftest import TINY_CONFIG, TINY_DATA, run_tool
+from .conftest import TINY_CONFIG, TINY_DATA, assert_same_training_state, run_tool
 
 # 6 iterations, a checkpoint after each, only the newest kept (the setting
 # under which mmengine's own hook deletes the old file before writing the
@@ -50,18 +50,6 @@ def uninterrupted(tmp_path_factory):
     config = config_with_hooks(tmp, "dict(type='RecordAssignmentsHook')")
     train(config, tmp / 'run')
     return tmp / 'run'
-
-
-def assert_same_training_state(expected: dict, actual: dict) -> None:
-    assert expected['meta']['iter'] == actual['meta']['iter']
-    assert expected['state_dict'].keys() == actual['state_dict'].keys()
-    for key, value in expected['state_dict'].items():
-        assert torch.equal(value, actual['state_dict'][key]), key
-    for param, state in expected['optimizer']['state'].items():
-        for name, value in state.items():
-            assert torch.equal(value, actual['optimizer']['state'][param][name]), (param, name)
-    assert expected['optimizer']['param_groups'] == actual['optimizer']['param_groups']
-    assert expected['param_schedulers'] == actual['param_schedulers']
 
 
 def test_same_seed_same_run_bitwise(uninterrupted, tmp_path):
