@@ -96,3 +96,18 @@ def test_same_classes_load_silently_and_exactly(tmp_path, warnings_logged):
     load_checkpoint(target, ckpt, map_location='cpu', strict=True, logger='current')
     assert not_loaded(target, source.state_dict()) == []
     assert messages(warnings_logged) == []
+
+
+def test_a_memory_of_another_size_starts_empty(tmp_path, warnings_logged):
+    source = build_model('FCNHead', num_classes=5, memory_size=16, update_from='all')
+    labels = torch.randint(0, 5, (2, 64, 64))
+    source.train_step(make_batch(labels), OptimWrapper(torch.optim.SGD(source.parameters(), lr=0)))
+    assert source.decode_head.memory_filled.sum() > 0
+    ckpt = save(source, tmp_path / 'memory16.pth')
+    target = build_model('FCNHead', num_classes=5, memory_size=8)
+    load_checkpoint(target, ckpt, map_location='cpu', strict=False, logger='current')
+    head = target.decode_head
+    assert torch.equal(head.sub_centroids, source.decode_head.sub_centroids)
+    assert head.memory_filled.sum() == 0 and head.memory_pointer.sum() == 0
+    assert any("the checkpoint's memory is (5, 16, 32), this model's (5, 8, 32); the memory "
+               'starts empty' in m for m in messages(warnings_logged))

@@ -28,6 +28,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 from mmseg_dnc.fileio import AtomicLocalBackend, atomic_write, leftover_parts
 from .rng_state import RNG_KEY, capture_rng_state, restore_rng_state
@@ -63,6 +64,7 @@ class SafeCheckpointHook(CheckpointHook):
     """
 
     _rng_states = None  # one per rank, gathered for the checkpoint being saved
+    _val_entry_states = None  # one per rank, as they were when validation began
     _resume_rng = None
     _resume_iter = None
 
@@ -85,8 +87,10 @@ class SafeCheckpointHook(CheckpointHook):
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         # every rank is here (the write itself is rank 0's): collect each
-        # rank's generators, which differ once the ranks' data differ
-        self._rng_states = all_gather_object(capture_rng_state())
+        # rank's generators, which differ once the ranks' data differ; inside
+        # validation, as they were before it (validation gives them back)
+        self._rng_states = (self._val_entry_states if self._val_entry_states is not None
+                            else all_gather_object(capture_rng_state()))
         outdated = []
         if self.max_keep_ckpts > 0 and (not self.keep_ckpt_ids
                                         or self.keep_ckpt_ids[-1] != step):
@@ -165,8 +169,30 @@ class SafeCheckpointHook(CheckpointHook):
         self._resume_rng = states[get_rank()]
         self._resume_iter = checkpoint.get('meta', {}).get('iter')
 
+    def before_val(self, runner) -> None:
+        # Validation draws from torch's generator (each DataLoader iterator
+        # takes a seed from it); a resumed run does not repeat the validation
+        # that followed its checkpoint, so validation must leave the
+        # generators as it found them.
+        self._val_entry_states = all_gather_object(capture_rng_state())
+
+    def after_val(self, runner) -> None:
+        if self._val_entry_states is not None:
+            restore_rng_state(self._val_entry_states[get_rank()])
+            self._val_entry_states = None
+
+    def before_train_epoch(self, runner) -> None:
+        # an epoch-based loop makes the epoch's DataLoader iterator (a draw)
+        # after this and before the first iteration: restore here
+        if not isinstance(runner.train_loop, IterBasedTrainLoop):
+            self._restore_rng(runner)
+
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        # here, not when loading: mmengine replays the trained batches in between
+        # an iteration-based loop: here, after mmengine's replay of the batches
+        # already trained on
+        self._restore_rng(runner)
+
+    def _restore_rng(self, runner) -> None:
         if self._resume_rng is not None and runner.iter == self._resume_iter:
             restored = restore_rng_state(self._resume_rng)
             print_log(f'Restored torch random generators ({", ".join(restored)}) as they '

@@ -206,6 +206,7 @@ class DNCDecodeHead(BaseDecodeHead):
         if theirs is None and not classifier:
             return  # same kind of head, or no head in the checkpoint at all
         if theirs is not None and theirs.shape == self.sub_centroids.shape:
+            self._adapt_foreign_memory(state_dict, prefix)
             return
         for key in [k for k in state_dict if k[len(prefix):] in self.class_state()
                     or k[len(prefix):].startswith('memory')]:
@@ -235,6 +236,20 @@ class DNCDecodeHead(BaseDecodeHead):
                    f"channels), this model's {tuple(self.sub_centroids.shape)}")
         print_log(f'{head}: {why}; {names} are re-initialised; the rest of the '
                   'checkpoint loads as usual.', logger='current', level=logging.WARNING)
+
+    def _adapt_foreign_memory(self, state_dict: dict, prefix: str) -> None:
+        """A memory of another size: it starts empty (its fill counters would
+        otherwise load and point into an all-zero memory)."""
+        key = prefix + 'memory'
+        if self.memory is None or key not in state_dict or \
+                state_dict[key].shape == self.memory.shape:
+            return
+        print_log(f"{prefix.rstrip('.') or type(self).__name__}: the checkpoint's memory is "
+                  f'{tuple(state_dict[key].shape)}, this model\'s {tuple(self.memory.shape)}; '
+                  'the memory starts empty, the rest loads as usual.', logger='current',
+                  level=logging.WARNING)
+        for name in ('memory', 'memory_filled', 'memory_pointer'):
+            state_dict[prefix + name] = torch.zeros_like(getattr(self, name))
 
     def extra_repr(self) -> str:
         k = self.num_subcentroids
