@@ -200,19 +200,6 @@ def test_psphead_works_too():
     assert head([torch.randn(2, 8, 6, 6)]).shape == (2, 3, 6, 6)
 
 
-def test_non_finite_features_skip_the_update():
-    model = build_model('FCNHead', C)
-    head = model.decode_head
-    emb = torch.nn.functional.normalize(torch.randn(1, 32, 4, 4), dim=1)
-    emb[0, :, 0, 0] = float('nan')
-    before = head.sub_centroids.clone()
-    logits = torch.zeros(1, C, 4, 4)
-    head.update_from = 'all'
-    head.learn_subcentroids(emb, torch.zeros(1, C * 10, 4, 4), logits,
-                            torch.zeros(1, 1, 4, 4, dtype=torch.long))
-    assert torch.equal(before, head.sub_centroids)
-
-
 @pytest.mark.parametrize('keys', [dict(projection=True), dict(score_norm='temperature')])
 def test_options_train(keys):
     model = build_model('FCNHead', C, **keys)

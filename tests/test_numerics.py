@@ -111,11 +111,12 @@ def test_image_smaller_than_the_crop(tmp_path):
     torch.testing.assert_close(sub.norm(dim=-1), torch.ones(11, 10))
 
 
-def test_non_finite_features_skip_the_update_and_say_so(warnings_logged):
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_non_finite_features_skip_the_update_and_say_so(value, warnings_logged):
     model = build_model('ASPPHead', C, update_from='all')
     head = model.decode_head
     emb = F.normalize(torch.randn(2, 32, 4, 4), dim=1)
-    emb[1, :, 3, 0] = float('inf')
+    emb[1, :, 3, 0] = value
     before = head.sub_centroids.clone()
     head.learn_subcentroids(emb, torch.zeros(2, C * 10, 4, 4), torch.zeros(2, C, 4, 4),
                             torch.randint(0, C, (2, 1, 4, 4)))

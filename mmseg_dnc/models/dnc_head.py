@@ -208,13 +208,14 @@ class DNCDecodeHead(BaseDecodeHead):
         if theirs is not None and theirs.shape == self.sub_centroids.shape:
             self._adapt_foreign_memory(state_dict, prefix)
             return
-        for key in [k for k in state_dict if k[len(prefix):] in self.class_state()
+        ours = self.class_state()
+        for key in [k for k in state_dict if k[len(prefix):] in ours
                     or k[len(prefix):].startswith('memory')]:
             del state_dict[key]
         for key in classifier:
             del state_dict[key]
         fresh = {'sub_centroids': self._random_subcentroids(*self.sub_centroids.shape[1:])}
-        for name, tensor in self.class_state().items():
+        for name, tensor in ours.items():
             if name != 'sub_centroids':
                 fresh[name] = (torch.ones_like(tensor) if name == 'score_norm.weight'
                                else torch.zeros_like(tensor))
