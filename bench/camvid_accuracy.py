@@ -46,8 +46,14 @@ class PerClassIoUMetric(IoUMetric):
 
 
 def train_and_test(config: str, seed: int, data_root: str, work_dir: str,
-                   iters: int = None) -> dict:
+                   iters: int = None, options: dict = None, extra=None) -> dict:
+    """Train ``config`` (merged with ``options``) with ``seed``, test it on val.
+
+    ``extra(runner)``, if given, returns more numbers for the result.
+    """
     cfg = Config.fromfile(osp.join(ROOT, config))
+    if options:
+        cfg.merge_from_dict(options)
     if iters:  # a shorter schedule, for a smoke test of this script
         cfg.train_cfg.max_iters = iters
         cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
@@ -70,6 +76,8 @@ def train_and_test(config: str, seed: int, data_root: str, work_dir: str,
         train_min=train_s / 60,
         infer_ms=1000 * test_s / len(runner.test_dataloader.dataset),
         head_params=sum(p.numel() for p in head.parameters() if p.requires_grad))
+    if extra is not None:
+        metrics.update(extra(runner))
     return {key: float(value) for key, value in metrics.items()}
 
 

@@ -1,6 +1,7 @@
 """What DNCDecodeHead checks when it is built: the decoder it extends, its
 DNC settings, and the init_cfg of the 1x1 conv it removes. Every failure
 names the key or type and what would work."""
+import math
 from numbers import Integral, Real
 from typing import List, Optional
 
@@ -36,6 +37,15 @@ def resolve_decoder(decoder) -> type:
         raise TypeError(
             "DNCDecodeHead needs `decoder`: the type the decode head had before, "
             "e.g. decode_head=dict(type='DNCDecodeHead', decoder='ASPPHead', ...).")
+    if isinstance(decoder, str) and not decoder.strip():
+        raise TypeError(
+            "DNCDecodeHead(decoder=''): empty; give the type the decode head had "
+            "before, e.g. decoder='ASPPHead'.")
+    if not isinstance(decoder, (str, type)):
+        raise TypeError(
+            f'DNCDecodeHead(decoder={decoder!r}): a {type(decoder).__name__}; give '
+            "the decode head type by its registry name (a str, e.g. 'ASPPHead') or "
+            'as a class.')
     if isinstance(decoder, str):
         decoder_cls = MODELS.get(decoder)
         if decoder_cls is None:
@@ -58,51 +68,106 @@ def _check(condition: bool, key: str, value, need: str) -> None:
         raise ValueError(f'DNCDecodeHead: {key}={value!r} is invalid; {need}.')
 
 
-def _real(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def check_settings(num_classes, num_subcentroids, momentum, epsilon, iterations,
-                   update_from, ppc_weight, ppd_weight, ppc_temperature, score_norm,
-                   score_temperature, memory_size, memory_per_step) -> List[int]:
-    """Validate the DNC keys; returns K per class."""
-    _check(isinstance(num_classes, Integral) and num_classes >= 1,
-           'num_classes', num_classes, 'it must be a positive int')
-    if isinstance(num_subcentroids, Integral):
+def _is_real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class Number:
+    """A numeric setting: an int or a finite real (never a bool) in a range.
+
+    ``low``/``high`` bound it; ``open_low``/``open_high`` exclude the bound.
+    """
+
+    def __init__(self, integer: bool = False, low=None, high=None, open_low=False,
+                 open_high=False, hint: str = ''):
+        self.integer, self.low, self.high = integer, low, high
+        self.open_low, self.open_high, self.hint = open_low, open_high, hint
+
+    def need(self) -> str:
+        kind = 'an int' if self.integer else 'a finite number (int or float, not a bool)'
+        lo = '' if self.low is None else ('(' if self.open_low else '[') + f'{self.low}'
+        hi = '' if self.high is None else f'{self.high}' + (')' if self.open_high else ']')
+        if lo and hi:
+            where = f' in {lo}, {hi}'
+        elif lo:
+            where = f' {">" if self.open_low else ">="} {self.low}'
+        elif hi:
+            where = f' {"<" if self.open_high else "<="} {self.high}'
+        else:
+            where = ''
+        return f'it must be{where}, {kind}{self.hint}' if where else f'it must be {kind}{self.hint}'
+
+    def ok(self, value) -> bool:
+        if not (_is_int(value) if self.integer else _is_real(value)):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+
+class Choice:
+    """A setting that takes one of a few values (compared by type and value)."""
+
+    def __init__(self, *values, hint: str = ''):
+        self.values, self.hint = values, hint
+
+    def need(self) -> str:
+        return f"use one of {', '.join(repr(v) for v in self.values)}{self.hint}"
+
+    def ok(self, value) -> bool:
+        return any(type(value) is type(v) and value == v for v in self.values)
+
+
+# Every DNC setting and what it may be: one rule per kind of value.
+SETTINGS = dict(
+    num_classes=Number(integer=True, low=1),
+    momentum=Number(low=0, high=1, open_high=True, hint=' (the paper uses 0.999)'),
+    sinkhorn_epsilon=Number(low=0, open_low=True, hint=' (the paper uses 0.05)'),
+    sinkhorn_iterations=Number(integer=True, low=1, hint=' (the paper uses 3)'),
+    update_from=Choice('correct', 'all', 'correct_or_all'),
+    loss_ppc_weight=Number(low=0),
+    loss_ppd_weight=Number(low=0),
+    ppc_temperature=Number(low=0, open_low=True),
+    score_norm=Choice('layernorm', 'temperature'),
+    score_temperature=Number(low=0, open_low=True),
+    projection=Choice(True, False),
+    memory_size=Number(integer=True, low=0, hint=' (0 turns the memory off)'),
+    memory_per_step=Number(integer=True, low=1),
+    subcentroid_init=Choice('random', 'kmeans++'),
+    momentum_warmup=Choice(True, False),
+    restart_dead_below=Number(low=0, high=1, open_high=True,
+                              hint=' (a fraction of the fair share 1/K; 0 turns it off)'),
+    restart_dead_every=Number(integer=True, low=1),
+)
+
+
+def check_settings(*, num_subcentroids, **settings) -> List[int]:
+    """Validate the DNC keys (by the head's keyword names); returns K per class.
+
+    Every numeric setting follows one rule (:class:`Number`: ints are ints,
+    reals are finite, bools are neither); every other, :class:`Choice`.
+    """
+    for key, value in settings.items():
+        rule = SETTINGS[key]
+        _check(rule.ok(value), key, value, rule.need())
+    num_classes = settings['num_classes']
+    if _is_int(num_subcentroids):
         _check(num_subcentroids >= 1, 'num_subcentroids', num_subcentroids,
                'K must be >= 1 (the paper uses 10)')
-        per_class = [int(num_subcentroids)] * num_classes
-    else:
-        per_class = list(num_subcentroids)
-        _check(len(per_class) == num_classes, 'num_subcentroids',
-               num_subcentroids,
-               f'a per-class list needs one K per class: {num_classes} '
-               f'values, got {len(per_class)}')
-        _check(all(isinstance(k, Integral) and k >= 1 for k in per_class),
-               'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
-    _check(_real(momentum) and 0.0 <= momentum < 1.0, 'momentum', momentum,
-           'it must be in [0, 1) (the paper uses 0.999)')
-    _check(_real(epsilon) and epsilon > 0, 'sinkhorn_epsilon', epsilon,
-           'it must be > 0 (the paper uses 0.05)')
-    _check(isinstance(iterations, Integral) and iterations >= 1,
-           'sinkhorn_iterations', iterations, 'it must be an int >= 1 (the paper uses 3)')
-    _check(update_from in ('correct', 'all'), 'update_from', update_from,
-           "use 'correct' or 'all'")
-    _check(_real(ppc_weight) and ppc_weight >= 0, 'loss_ppc_weight', ppc_weight,
-           'it must be >= 0')
-    _check(_real(ppd_weight) and ppd_weight >= 0, 'loss_ppd_weight', ppd_weight,
-           'it must be >= 0')
-    _check(_real(ppc_temperature) and ppc_temperature > 0, 'ppc_temperature',
-           ppc_temperature, 'it must be > 0')
-    _check(score_norm in ('layernorm', 'temperature'), 'score_norm', score_norm,
-           "use 'layernorm' or 'temperature'")
-    _check(_real(score_temperature) and score_temperature > 0, 'score_temperature',
-           score_temperature, 'it must be > 0')
-    _check(isinstance(memory_size, Integral) and memory_size >= 0, 'memory_size',
-           memory_size, 'it must be an int >= 0 (0 turns the memory off)')
-    _check(isinstance(memory_per_step, Integral) and memory_per_step >= 1,
-           'memory_per_step', memory_per_step, 'it must be an int >= 1')
-    return per_class
+        return [int(num_subcentroids)] * num_classes
+    _check(isinstance(num_subcentroids, (list, tuple)), 'num_subcentroids', num_subcentroids,
+           'it must be an int K >= 1 (the paper uses 10) or a list of one int K per class')
+    per_class = list(num_subcentroids)
+    _check(len(per_class) == num_classes, 'num_subcentroids', num_subcentroids,
+           f'a per-class list needs one K per class: {num_classes} '
+           f'values, got {len(per_class)}')
+    _check(all(_is_int(k) and k >= 1 for k in per_class),
+           'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
+    return [int(k) for k in per_class]
 
 
 def without_conv_seg(init_cfg):

@@ -14,7 +14,7 @@ are all-reduced, so every rank computes what one process would on the global
 batch.
 """
 import math
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -184,7 +184,8 @@ def sinkhorn_assign(scores: Tensor, labels: Tensor, num_classes: int,
 
 
 def momentum_update(sub_centroids: Tensor, embeddings: Tensor, labels: Tensor,
-                    assignment: Tensor, momentum: float = 0.999) -> Tuple[Tensor, Tensor]:
+                    assignment: Tensor, momentum: Union[float, Tensor] = 0.999
+                    ) -> Tuple[Tensor, Tensor]:
     """One momentum step of every sub-centroid that got pixels.
 
     m = normalise(sum of the embeddings assigned to (c, k)), then
@@ -196,7 +197,8 @@ def momentum_update(sub_centroids: Tensor, embeddings: Tensor, labels: Tensor,
         embeddings (Tensor): (M, D) embeddings of the pixels to learn from.
         labels (Tensor): (M,) their classes.
         assignment (Tensor): (M,) their sub-centroid, in [0, K).
-        momentum (float): weight of the old sub-centroid, in [0, 1).
+        momentum (float | Tensor): weight of the old sub-centroid, in
+            [0, 1); one for all, or (C, K), one per sub-centroid.
 
     Returns:
         tuple[Tensor, Tensor]: the new sub-centroids (C, K, D) in float32 and
@@ -212,6 +214,8 @@ def momentum_update(sub_centroids: Tensor, embeddings: Tensor, labels: Tensor,
         all_reduce_(counts)
         old = sub_centroids.reshape(num_classes * k, d).float()
         means = F.normalize(sums, p=2, dim=1)
+        if isinstance(momentum, Tensor):
+            momentum = momentum.reshape(num_classes * k, 1).float()
         moved = F.normalize(momentum * old + (1.0 - momentum) * means, p=2, dim=1)
         new = torch.where(counts[:, None] > 0, moved, old)
     return new.view(num_classes, k, d), counts.view(num_classes, k)

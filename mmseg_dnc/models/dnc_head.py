@@ -15,6 +15,7 @@ width (the decoder's ``channels``), h, w feature size, N = B*h*w, M labelled
 pixels.
 """
 import logging
+import math
 import sys
 from typing import Dict, Sequence, Tuple, Union
 
@@ -28,6 +29,7 @@ from torch import Tensor
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from . import dnc_core
+from . import subcentroid_learning as learning
 from .build_checks import check_settings, resolve_decoder, without_conv_seg
 from .subcentroid_memory import enqueue_, stored_entries
 
@@ -88,6 +90,18 @@ class DNCDecodeHead(BaseDecodeHead):
         memory_size (int): slots per class of the FIFO memory of recent
             embeddings that Sinkhorn clusters with the batch; 0 (default) = off.
         memory_per_step (int): most pixels per class written per step.
+        subcentroid_init (str): ``'random'`` (default, the reference): random
+            unit vectors; ``'kmeans++'``: a class's sub-centroids are k-means++
+            seeds among its own pixel embeddings, the first time a batch holds
+            at least K of them (until then the class is unseeded).
+        momentum_warmup (bool): each sub-centroid's momentum grows with its
+            number of updates n as ``min(momentum, (1 + n) / (10 + n))``, so
+            its start is forgotten in short schedules. Default False.
+        restart_dead_below (float): a sub-centroid that wins (is nearest to)
+            fewer than this fraction of its fair share 1/K of its class's
+            pixels over ``restart_dead_every`` steps restarts on the class's
+            worst-fitted pixel of the step. 0 (default) = off.
+        restart_dead_every (int): the window of that count, in steps.
         **kwargs: the decoder's arguments (in_channels, channels,
             num_classes, loss_decode, ...).
     """
@@ -116,13 +130,21 @@ class DNCDecodeHead(BaseDecodeHead):
                  projection: bool = False,
                  memory_size: int = 0,
                  memory_per_step: int = 64,
+                 subcentroid_init: str = 'random',
+                 momentum_warmup: bool = False,
+                 restart_dead_below: float = 0.0,
+                 restart_dead_every: int = 50,
                  **kwargs):
-        num_classes = kwargs.get('num_classes')
         per_class = check_settings(
-            num_classes, num_subcentroids, momentum, sinkhorn_epsilon,
-            sinkhorn_iterations, update_from, loss_ppc_weight, loss_ppd_weight,
-            ppc_temperature, score_norm, score_temperature, memory_size,
-            memory_per_step)
+            num_classes=kwargs.get('num_classes'), num_subcentroids=num_subcentroids,
+            momentum=momentum, sinkhorn_epsilon=sinkhorn_epsilon,
+            sinkhorn_iterations=sinkhorn_iterations, update_from=update_from,
+            loss_ppc_weight=loss_ppc_weight, loss_ppd_weight=loss_ppd_weight,
+            ppc_temperature=ppc_temperature, score_norm=score_norm,
+            score_temperature=score_temperature, projection=projection,
+            memory_size=memory_size, memory_per_step=memory_per_step,
+            subcentroid_init=subcentroid_init, momentum_warmup=momentum_warmup,
+            restart_dead_below=restart_dead_below, restart_dead_every=restart_dead_every)
         super().__init__(**kwargs)
         if self.out_channels != self.num_classes:
             raise ValueError(
@@ -163,6 +185,21 @@ class DNCDecodeHead(BaseDecodeHead):
             self.register_buffer('subcentroid_active', active, persistent=False)
         else:
             self.subcentroid_active = None
+        # learning state, saved and resumed with the sub-centroids; None (and
+        # absent from the state_dict) when its mechanism is off
+        self.subcentroid_init = subcentroid_init
+        self.momentum_warmup = momentum_warmup
+        self.restart_dead_below = restart_dead_below
+        self.restart_dead_every = restart_dead_every
+        self.register_buffer('subcentroid_seeded', torch.zeros(
+            self.num_classes, dtype=torch.bool) if subcentroid_init == 'kmeans++' else None)
+        self.register_buffer('subcentroid_updates', torch.zeros(
+            self.num_classes, k_max) if momentum_warmup else None)
+        restart = restart_dead_below > 0
+        self.register_buffer('subcentroid_wins',
+                             torch.zeros(self.num_classes, k_max) if restart else None)
+        self.register_buffer('restart_window_step',
+                             torch.zeros((), dtype=torch.long) if restart else None)
         if memory_size > 0:
             self.register_buffer('memory', torch.zeros(self.num_classes, memory_size, dim))
             self.register_buffer('memory_filled', torch.zeros(self.num_classes, dtype=torch.long))
@@ -178,6 +215,8 @@ class DNCDecodeHead(BaseDecodeHead):
         """What belongs to this model's classes: the sub-centroids, the memory
         and the class-score norm, by state_dict name relative to the head."""
         state = {'sub_centroids': self.sub_centroids}
+        state.update({name: tensor for name, tensor in self.learning_state().items()
+                      if tensor is not None})
         if self.memory is not None:
             state.update(memory=self.memory, memory_filled=self.memory_filled,
                          memory_pointer=self.memory_pointer)
@@ -186,8 +225,23 @@ class DNCDecodeHead(BaseDecodeHead):
                           'score_norm.bias': self.score_norm.bias})
         return state
 
+    def learning_state(self) -> Dict[str, Tensor]:
+        """The buffers of the learning mechanisms (None where one is off)."""
+        return {name: getattr(self, name) for name in (
+            'subcentroid_seeded', 'subcentroid_updates', 'subcentroid_wins',
+            'restart_window_step')}
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        theirs = state_dict.get(prefix + 'sub_centroids')
+        if theirs is not None and not torch.isfinite(theirs).all():
+            bad = int((~torch.isfinite(theirs)).sum())
+            raise ValueError(
+                f'{prefix}sub_centroids in the checkpoint holds {bad} non-finite '
+                'values (NaN or inf): the run that saved it diverged, and every '
+                'prediction from it would be meaningless. Use an earlier checkpoint '
+                'of that run.')
         self._adapt_foreign_head(state_dict, prefix)
+        self._fill_missing_learning_state(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _adapt_foreign_head(self, state_dict: dict, prefix: str) -> None:
@@ -237,6 +291,30 @@ class DNCDecodeHead(BaseDecodeHead):
                    f"channels), this model's {tuple(self.sub_centroids.shape)}")
         print_log(f'{head}: {why}; {names} are re-initialised; the rest of the '
                   'checkpoint loads as usual.', logger='current', level=logging.WARNING)
+
+    def _fill_missing_learning_state(self, state_dict: dict, prefix: str) -> None:
+        """A checkpoint saved without a mechanism now on (e.g. by an older
+        version, or with other settings): its sub-centroids are trained, so
+        they count as seeded and fully warmed up, and the window starts empty.
+        Said in one line; nothing in the checkpoint changes."""
+        if prefix + 'sub_centroids' not in state_dict:
+            return
+        missing = {name: tensor for name, tensor in self.learning_state().items()
+                   if tensor is not None and prefix + name not in state_dict}
+        if not missing:
+            return
+        for name, tensor in missing.items():
+            if name == 'subcentroid_seeded':
+                tensor = torch.ones_like(tensor)
+            elif name == 'subcentroid_updates':  # momentum at its final value
+                tensor = torch.full_like(tensor, 1e9)
+            else:
+                tensor = torch.zeros_like(tensor)
+            state_dict[prefix + name] = tensor
+        print_log(f"{prefix.rstrip('.') or type(self).__name__}: the checkpoint has no "
+                  f"{', '.join(missing)}; its sub-centroids count as seeded and "
+                  'warmed up (momentum at its final value).', logger='current',
+                  level=logging.WARNING)
 
     def _adapt_foreign_memory(self, state_dict: dict, prefix: str) -> None:
         """A memory of another size: it starts empty (its fill counters would
@@ -317,10 +395,36 @@ class DNCDecodeHead(BaseDecodeHead):
         # in-place update below
         sub_scores = dnc_core.subcentroid_scores(embeddings, self.sub_centroids.clone())
         seg_logits = self.logits_from_scores(sub_scores)
+        seg_label = self._stack_batch_gt(batch_data_samples)
+        self.check_labels(seg_label, batch_data_samples)
         losses = self.loss_by_feat(seg_logits, batch_data_samples)
-        losses.update(self.learn_subcentroids(
-            embeddings, sub_scores, seg_logits, self._stack_batch_gt(batch_data_samples)))
+        losses.update(self.learn_subcentroids(embeddings, sub_scores, seg_logits, seg_label))
         return losses
+
+    def check_labels(self, seg_label: Tensor, batch_data_samples) -> None:
+        """Every label is a class or ``ignore_index``, before any loss sees it
+        (mmseg's cross-entropy would fail with 'Target 20 is out of bounds').
+
+        Args:
+            seg_label (Tensor): (B, 1, H, W) ground truth.
+
+        Raises:
+            ValueError: naming each label file with values outside the classes.
+        """
+        c = self.num_classes
+        bad = (seg_label != self.ignore_index) & ((seg_label < 0) | (seg_label >= c))
+        if not bad.any():
+            return
+        lines = []
+        for i in bad.flatten(1).any(dim=1).nonzero().flatten().tolist():
+            values = sorted(seg_label[i][bad[i]].unique().tolist())
+            path = batch_data_samples[i].metainfo.get('seg_map_path', f'batch image {i}')
+            lines.append(f'  {path}: values {values[:10]}')
+        raise ValueError(
+            f'Labels outside the {c} classes (0..{c - 1}, or ignore_index='
+            f'{self.ignore_index}):\n' + '\n'.join(lines) + '\nCheck num_classes against '
+            'the dataset, reduce_zero_label (ADE20K), and that the label files hold '
+            'class indices (not colours).')
 
     def learn_subcentroids(self, embeddings: Tensor, sub_scores: Tensor,
                            seg_logits: Tensor, seg_label: Tensor) -> Dict[str, Tensor]:
@@ -363,7 +467,8 @@ class DNCDecodeHead(BaseDecodeHead):
 
     def _assign_and_update(self, x: Tensor, y: Tensor, own: Tensor,
                            seg_logits: Tensor, labelled: Tensor) -> Tensor:
-        """Sinkhorn over the batch (and memory), momentum step, enqueue.
+        """Seed, Sinkhorn over the batch (and memory), momentum step, restart
+        dead sub-centroids, enqueue.
 
         Args:
             x (Tensor): (M, D) embeddings; y (M,) classes; own (M, K) their
@@ -374,6 +479,16 @@ class DNCDecodeHead(BaseDecodeHead):
             Tensor: (M,) assignment of the batch pixels.
         """
         m = y.numel()
+        # decided across ranks: a rank that skipped would leave the others
+        # waiting in the update's all-reduce
+        non_finite = dnc_core.all_reduce_((~torch.isfinite(x)).any().float())
+        if non_finite.item() > 0:
+            print_log('DNCDecodeHead: non-finite decoder features in this batch; '
+                      'sub-centroids not updated this step.', logger='current',
+                      level=logging.WARNING)
+            return self._masked_for(own, y).argmax(dim=1)
+        if self.subcentroid_seeded is not None:
+            own = self._seed_unseen_classes(x, y, own)
         if self.memory is not None:
             stored, stored_y, filled = stored_entries(self.memory, self.memory_filled)
             stored_own = torch.bmm(self.memory, self.sub_centroids.transpose(1, 2))[filled]
@@ -387,23 +502,93 @@ class DNCDecodeHead(BaseDecodeHead):
         assignment = assignment_all[:m]
 
         learn = torch.ones_like(y_all, dtype=torch.bool)
-        if self.update_from == 'correct':
-            predicted = seg_logits.detach().argmax(dim=1).view(-1)[labelled]
-            learn[:m] = predicted == y
-        # decided across ranks: a rank that skipped would leave the others
-        # waiting in the update's all-reduce
-        non_finite = dnc_core.all_reduce_((~torch.isfinite(x)).any().float())
-        if non_finite.item() > 0:
-            print_log('DNCDecodeHead: non-finite decoder features in this batch; '
-                      'sub-centroids not updated this step.', logger='current',
-                      level=logging.WARNING)
-            return assignment
-        new, _ = dnc_core.momentum_update(
+        predicted = seg_logits.detach().argmax(dim=1).view(-1)[labelled]
+        learn[:m] = learning.learning_mask(y, predicted == y, self.num_classes,
+                                           self.update_from)
+        momentum = self.momentum
+        if self.subcentroid_updates is not None:
+            momentum = learning.warmup_momentum(self.momentum, self.subcentroid_updates)
+        if self.subcentroid_seeded is not None:  # unseeded classes stay as they are
+            learn &= self.subcentroid_seeded[y_all]
+        new, counts = dnc_core.momentum_update(
             self.sub_centroids, x_all[learn], y_all[learn], assignment_all[learn],
-            self.momentum)
+            momentum)
         self.sub_centroids.copy_(new)
+        if self.subcentroid_updates is not None:
+            self.subcentroid_updates += (counts > 0).float()
+        if self.subcentroid_wins is not None:
+            self._restart_dead(x, y, own)
         if self.memory is not None:
             keep = learn[:m]
             enqueue_(self.memory, self.memory_filled, self.memory_pointer,
                      x[keep], y[keep], self.memory_per_step)
         return assignment
+
+    def _seed_unseen_classes(self, x: Tensor, y: Tensor, own: Tensor) -> Tensor:
+        """k-means++ seeds for every class seen for the first time with at
+        least K pixels (on some rank; the lowest such rank's seeds win).
+
+        Returns:
+            Tensor: (M, K) own-class scores, recomputed for the seeded classes.
+        """
+        c, k_max, d = self.sub_centroids.shape
+        counts = torch.bincount(y, minlength=c)
+        ks = torch.tensor(self.num_subcentroids, device=counts.device)
+        ready = (~self.subcentroid_seeded) & (counts >= ks)
+        seeds = torch.zeros_like(self.sub_centroids)
+        for cls in ready.nonzero().flatten().tolist():
+            k = self.num_subcentroids[cls]
+            seeds[cls, :k] = learning.kmeans_pp_seeds(x[y == cls], k)
+        seeds, seeded_now = learning.gather_per_class(seeds, ready)
+        seeded_now &= ~self.subcentroid_seeded
+        if not seeded_now.any():
+            return own
+        keep_unused = self.sub_centroids.clone()  # unused slots of per-class K
+        if self.subcentroid_active is not None:
+            seeds = torch.where(self.subcentroid_active[..., None], seeds, keep_unused)
+        self.sub_centroids[seeded_now] = seeds[seeded_now].to(self.sub_centroids.dtype)
+        self.subcentroid_seeded |= seeded_now
+        if self.subcentroid_updates is not None:
+            self.subcentroid_updates[seeded_now] = 0
+        rows = seeded_now[y]
+        own = own.clone()
+        own[rows] = torch.einsum('md,mkd->mk', x[rows].float(),
+                                 self.sub_centroids[y[rows]].float()).to(own.dtype)
+        return own
+
+    def _restart_dead(self, x: Tensor, y: Tensor, own: Tensor) -> None:
+        """Count each sub-centroid's wins; at the end of a window, restart
+        those below ``restart_dead_below`` of the fair share on the class's
+        worst-fitted pixels of this step."""
+        c, k, _ = self.sub_centroids.shape
+        best, nearest = self._masked_for(own, y).max(dim=1)
+        wins = torch.bincount(y * k + nearest, minlength=c * k).float().view(c, k)
+        self.subcentroid_wins += dnc_core.all_reduce_(wins)
+        self.restart_window_step += 1
+        if int(self.restart_window_step) % self.restart_dead_every:
+            return
+        dead = learning.dead_subcentroids(self.subcentroid_wins, self.restart_dead_below,
+                                          self.subcentroid_active)
+        if self.subcentroid_seeded is not None:
+            dead &= self.subcentroid_seeded[:, None]
+        self.subcentroid_wins.zero_()
+        if not dead.any():
+            return
+        worst, exists = learning.worst_fitted(x, y, best, c, k)
+        # the i-th dead sub-centroid of a class takes the class's i-th worst pixel
+        rank = dead.long().cumsum(dim=1) - 1
+        pick = worst.gather(1, rank.clamp(min=0)[..., None].expand(-1, -1, worst.shape[2]))
+        restart = dead & exists.gather(1, rank.clamp(min=0))
+        self.sub_centroids[restart] = F.normalize(pick[restart], dim=-1).to(
+            self.sub_centroids.dtype)
+        if self.subcentroid_updates is not None:
+            self.subcentroid_updates[restart] = 0
+        print_log(f'DNCDecodeHead: restarted {int(restart.sum())} dead sub-centroids '
+                  f'(classes {sorted(set(restart.nonzero()[:, 0].tolist()))}).',
+                  logger='current', level=logging.INFO)
+
+    def _masked_for(self, own: Tensor, y: Tensor) -> Tensor:
+        """(M, K) own-class scores of pixels of classes ``y``, unused slots at -inf."""
+        if self.subcentroid_active is None:
+            return own.float()
+        return own.float().masked_fill(~self.subcentroid_active[y], -math.inf)

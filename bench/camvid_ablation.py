@@ -1,0 +1,181 @@
+"""Which sub-centroid learning mechanisms make DNC learn every class: an
+ablation on real CamVid, against the parametric twin.
+
+Each variant is configs/dnc/fcn_cgnet_camvid.py with some DNC keys set (the
+parametric twin is configs/parametric/fcn_cgnet_camvid.py), trained with the
+same seeds and schedule and tested on CamVid val (101 images, 480x360). A
+finished run appends one line to ``bench/results/camvid_ablation.jsonl``
+(committed), and a run already recorded there is skipped, so the table grows
+across sessions and machines; ``--table`` only prints it.
+
+    python bench/camvid_ablation.py [--variants twin reference combined ...]
+        [--seeds 0 1 2] [--iters 2400] [--table] [--data-root DIR]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import subprocess
+import sys
+from typing import Dict, List
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from camvid_accuracy import ROOT, train_and_test  # noqa: E402
+
+import mmseg_dnc  # noqa: E402,F401
+from mmseg_dnc.demo import find_camvid  # noqa: E402
+from mmseg_dnc.explain import build_case_base, diversity, one_by_one, training_set  # noqa: E402
+
+RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_ablation.jsonl')
+TWIN = 'configs/parametric/fcn_cgnet_camvid.py'
+DNC = 'configs/dnc/fcn_cgnet_camvid.py'
+MECHANISMS = {
+    'kmeans++ start': dict(subcentroid_init='kmeans++'),
+    'momentum warm-up': dict(momentum_warmup=True),
+    'starved classes learn': dict(update_from='correct_or_all'),
+    'dead restart': dict(restart_dead_below=0.1, restart_dead_every=50),
+}
+# name -> (config, decode head keys); 'reference' is the paper's settings
+VARIANTS: Dict[str, tuple] = {
+    'twin': (TWIN, {}),
+    'reference': (DNC, dict(subcentroid_init='random', momentum_warmup=False,
+                            update_from='correct', restart_dead_below=0.0)),
+    **{name: (DNC, keys) for name, keys in MECHANISMS.items()},
+    'combined': (DNC, {k: v for keys in MECHANISMS.values() for k, v in keys.items()}),
+}
+RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
+
+
+def recorded() -> List[dict]:
+    if not osp.isfile(RESULTS):
+        return []
+    with open(RESULTS) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def same_run(a: dict, b: dict) -> bool:
+    return all(a[key] == b[key] for key in ('config', 'head', 'seed', 'iters'))
+
+
+def schedule(iters: int) -> dict:
+    """The twin's schedule stretched to ``iters`` (warm-up 50, then poly)."""
+    if iters == 600:
+        return {}
+    return {'train_cfg.max_iters': iters, 'param_scheduler.1.end': iters}
+
+
+def subcentroid_stats(runner) -> dict:
+    """Diversity of the trained sub-centroids, over the training set."""
+    head = runner.model.decode_head
+    if not hasattr(head, 'sub_centroids'):
+        return {}
+    cfg = runner.cfg
+    runner.model.dataset_meta = runner.test_dataloader.dataset.metainfo
+    case_base = build_case_base(runner.model, one_by_one(training_set(cfg)), top_n=1,
+                                progress=False)
+    stats = diversity(head.sub_centroids.cpu(), case_base['wins'])
+    out = {}
+    for c, name in enumerate(case_base['classes']):
+        out[f'cos.{name}'] = float(stats['mean_pairwise_cosine'][c])
+        out[f'effk.{name}'] = float(stats['effective_k'][c])
+    out['mean_pairwise_cosine'] = float(stats['mean_pairwise_cosine'].mean())
+    out['effective_k'] = float(stats['effective_k'].mean())
+    return out
+
+
+def run(name: str, seed: int, iters: int, data_root: str, work_dir: str) -> dict:
+    config, keys = VARIANTS[name]
+    options = {f'model.decode_head.{k}': v for k, v in keys.items()}
+    options.update(schedule(iters))
+    metrics = train_and_test(config, seed, data_root,
+                             osp.join(work_dir, f'{name.replace(" ", "_")}_{iters}_s{seed}'),
+                             options=options, extra=subcentroid_stats)
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    return dict(variant=name, config=config, head=keys, seed=seed, iters=iters,
+                metrics=metrics, commit=commit, machine=platform.machine(),
+                threads=torch.get_num_threads(), torch=torch.__version__)
+
+
+def summary(values: List[float]) -> str:
+    if not values:
+        return ''
+    if len(values) == 1:
+        return f'{values[0]:.1f}'
+    return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
+
+
+def table(records: List[dict]) -> str:
+    rows = []
+    groups: Dict[tuple, List[dict]] = {}
+    for record in records:
+        groups.setdefault((record['iters'], record['variant']), []).append(record)
+    order = list(VARIANTS)
+    lines = ['| iters | variant | seeds | mIoU | mAcc | ' + ' | '.join(f'IoU {c}' for c in RARE)
+             + ' | mean pairwise cos | effective K | train (min) |',
+             '|---:|---|---|' + '---:|' * (5 + len(RARE))]
+    twin_miou = {}
+    for (iters, variant), group in sorted(groups.items(),
+                                          key=lambda kv: (kv[0][0], order.index(kv[0][1])
+                                                          if kv[0][1] in order else 99)):
+        group = sorted(group, key=lambda r: r['seed'])
+        m = [r['metrics'] for r in group]
+        if variant == 'twin':
+            twin_miou[iters] = {r['seed']: r['metrics']['mIoU'] for r in group}
+        cells = [str(iters), variant, ' '.join(str(r['seed']) for r in group),
+                 summary([x['mIoU'] for x in m]), summary([x['mAcc'] for x in m])]
+        cells += [summary([x[f'IoU.{c}'] for x in m]) for c in RARE]
+        cells += [f"{statistics.mean(x['mean_pairwise_cosine'] for x in m):.3f}"
+                  if 'mean_pairwise_cosine' in m[0] else '',
+                  f"{statistics.mean(x['effective_k'] for x in m):.1f}"
+                  if 'effective_k' in m[0] else '',
+                  summary([x['train_min'] for x in m])]
+        rows.append((iters, variant, group))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    gaps = []
+    for iters, variant, group in rows:
+        twin = twin_miou.get(iters, {})
+        paired = [r['metrics']['mIoU'] - twin[r['seed']] for r in group if r['seed'] in twin]
+        if variant != 'twin' and paired:
+            gaps.append(f'{iters} iters, {variant}: {statistics.mean(paired):+.2f} mIoU '
+                        f'against the twin (seeds paired: {len(paired)})')
+    return '\n'.join(lines + [''] + gaps)
+
+
+def main():
+    global RESULTS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=600)
+    parser.add_argument('--data-root')
+    parser.add_argument('--work-dir', default='work_dirs/bench_ablation')
+    parser.add_argument('--table', action='store_true', help='print the recorded table only')
+    parser.add_argument('--results', default=None, help='the results file (JSON lines)')
+    args = parser.parse_args()
+    RESULTS = args.results or RESULTS
+    if not args.table:
+        data_root = find_camvid(args.data_root, ROOT)
+        for seed in args.seeds:
+            for name in args.variants:
+                config, keys = VARIANTS[name]
+                wanted = dict(config=config, head=keys, seed=seed, iters=args.iters)
+                if any(same_run(r, wanted) for r in recorded()):
+                    print(f'recorded already: {name}, seed {seed}, {args.iters} iters')
+                    continue
+                print(f'running: {name}, seed {seed}, {args.iters} iters', flush=True)
+                result = run(name, seed, args.iters, data_root, args.work_dir)
+                os.makedirs(osp.dirname(RESULTS), exist_ok=True)
+                with open(RESULTS, 'a') as f:
+                    f.write(json.dumps(result) + '\n')
+                print(f"done: {name}, seed {seed}: mIoU {result['metrics']['mIoU']:.2f}",
+                      flush=True)
+    print(table(recorded()))
+
+
+if __name__ == '__main__':
+    main()

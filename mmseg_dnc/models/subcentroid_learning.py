@@ -1,0 +1,203 @@
+"""How sub-centroids learn in short schedules: pure functions (torch only).
+
+Shape legend: C classes, K sub-centroids per class, D embedding width,
+M labelled pixels taking part in a training step, R ranks.
+
+The reference (DNC.md) starts every sub-centroid at a random unit vector,
+moves it with a fixed momentum of 0.999 and only from correctly predicted
+pixels. After 600 updates the random start still weighs 0.999^600 = 0.55, and
+a class the network never predicts right never moves. Each function here is
+one remedy, off unless the head's settings turn it on:
+
+- :func:`kmeans_pp_seeds`: a class starts from its own pixels (k-means++
+  seeding), the first time a batch holds at least K of them;
+- :func:`warmup_momentum`: the momentum of a sub-centroid grows with its
+  number of updates, ``min(m, (1 + n) / (10 + n))`` (the num_updates rule of
+  TensorFlow's ExponentialMovingAverage), so its start is forgotten;
+- :func:`learning_mask` with ``'correct_or_all'``: a class with no correctly
+  predicted pixel in the step learns from all its labelled pixels;
+- :func:`dead_subcentroids` and :func:`worst_fitted`: a sub-centroid that
+  wins almost none of its class's pixels over a window restarts on the
+  class's worst-fitted pixel (dead-code replacement, as in VQ codebooks).
+
+Anything that must agree across ranks goes through ``all_reduce_`` or
+:func:`gather_per_class` when a process group exists.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .dnc_core import all_reduce_
+
+# TensorFlow's ExponentialMovingAverage(num_updates=n): min(decay, (1+n)/(10+n))
+WARMUP_OFFSET = 10.0
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def kmeans_pp_seeds(x: Tensor, k: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    """k-means++ seeding on unit vectors: k distinct rows of ``x``.
+
+    The first seed is a uniformly drawn pixel; each next one is drawn with
+    probability proportional to its squared distance to the nearest seed so
+    far (for unit vectors, 2 - 2 cos). Pixels already chosen have distance 0
+    and are never drawn again while others remain.
+
+    Args:
+        x (Tensor): (n, D) unit embeddings of one class, n >= k.
+        k (int): number of seeds.
+
+    Returns:
+        Tensor: (k, D) float32 seeds, each a row of ``x``.
+    """
+    n = x.shape[0]
+    if n < k:
+        raise ValueError(f'kmeans_pp_seeds: {n} pixels cannot seed {k} sub-centroids')
+    x = x.float()
+    first = torch.randint(n, (1,), generator=generator, device='cpu').item()
+    chosen = [first]
+    nearest = (2.0 - 2.0 * (x @ x[first])).clamp_min(0.0)  # (n,)
+    for _ in range(1, k):
+        weights = nearest.clone()
+        weights[chosen] = 0.0
+        if weights.sum() <= 0:  # duplicates only: any pixel not yet chosen
+            weights = torch.ones_like(nearest)
+            weights[chosen] = 0.0
+        pick = torch.multinomial(weights.cpu(), 1, generator=generator).item()
+        chosen.append(pick)
+        nearest = torch.minimum(nearest, (2.0 - 2.0 * (x @ x[pick])).clamp_min(0.0))
+    return x[chosen]
+
+
+def gather_per_class(values: Tensor, present: Tensor) -> Tuple[Tensor, Tensor]:
+    """Every rank's per-class values -> those of the lowest rank that has them.
+
+    Without a process group, returns its inputs.
+
+    Args:
+        values (Tensor): (C, ...) this rank's values (anything where absent).
+        present (Tensor): (C,) bool, which classes this rank has values for.
+
+    Returns:
+        tuple[Tensor, Tensor]: (C, ...) values, identical on every rank, and
+        (C,) bool, classes that some rank had.
+    """
+    if not _distributed():
+        return values, present
+    world = dist.get_world_size()
+    all_values = [torch.empty_like(values) for _ in range(world)]
+    all_present = [torch.empty_like(present) for _ in range(world)]
+    dist.all_gather(all_values, values.contiguous())
+    dist.all_gather(all_present, present.contiguous())
+    merged, any_present = values.clone(), torch.zeros_like(present)
+    for rank_values, rank_present in zip(all_values, all_present):
+        take = rank_present & ~any_present
+        merged[take] = rank_values[take]
+        any_present |= rank_present
+    return merged, any_present
+
+
+def warmup_momentum(momentum: float, updates: Tensor) -> Tensor:
+    """Momentum of each sub-centroid after ``updates`` updates.
+
+    ``min(momentum, (1 + n) / (10 + n))``: 0.1 at the first update, 0.55
+    after 10, 0.92 after 100, and ``momentum`` once n reaches
+    ``(10 momentum - 1) / (1 - momentum)`` (8,989 for 0.999). The start keeps
+    a weight of prod_i (1 + i) / (10 + i) = 9! n! / (n + 9)! after n updates
+    (2.8e-4 after 20), where a fixed 0.999 keeps 0.999^n (0.55 after 600).
+
+    Args:
+        momentum (float): the final momentum, in [0, 1).
+        updates (Tensor): (C, K) number of updates each sub-centroid had.
+
+    Returns:
+        Tensor: (C, K) float32 momentum for the next update.
+    """
+    n = updates.float()
+    return torch.clamp((1.0 + n) / (WARMUP_OFFSET + n), max=momentum)
+
+
+def learning_mask(labels: Tensor, correct: Tensor, num_classes: int,
+                  rule: str) -> Tensor:
+    """Which labelled pixels the sub-centroids learn from this step.
+
+    Args:
+        labels (Tensor): (M,) int64 classes.
+        correct (Tensor): (M,) bool, pixels the current prediction gets right.
+        rule (str): ``'correct'`` (the reference), ``'all'``, or
+            ``'correct_or_all'``: the correct pixels, and every pixel of a
+            class with no correct pixel in the (global) batch.
+
+    Returns:
+        Tensor: (M,) bool.
+    """
+    if rule == 'all':
+        return torch.ones_like(correct)
+    if rule == 'correct':
+        return correct.clone()
+    if rule != 'correct_or_all':
+        raise ValueError(f'unknown update rule {rule!r}')
+    hits = torch.bincount(labels[correct], minlength=num_classes).float()
+    starved = all_reduce_(hits) == 0  # (C,)
+    return correct | starved[labels]
+
+
+def dead_subcentroids(wins: Tensor, threshold: float,
+                      active: Optional[Tensor] = None) -> Tensor:
+    """Sub-centroids whose share of their class's wins is below ``threshold / K``.
+
+    Args:
+        wins (Tensor): (C, K) pixels each sub-centroid was nearest to (of its
+            class's pixels) over the window, summed over ranks.
+        threshold (float): fraction of the fair share 1/K; e.g. 0.1 flags a
+            sub-centroid of K=10 winning under 1% of its class.
+        active (Tensor, optional): (C, K) bool mask of used slots.
+
+    Returns:
+        Tensor: (C, K) bool; False for every class with no pixels in the window.
+    """
+    k = wins.shape[1] if active is None else active.sum(dim=1, keepdim=True).float()
+    total = wins.sum(dim=1, keepdim=True)
+    dead = (wins < threshold * total / k) & (total > 0)
+    return dead if active is None else dead & active
+
+
+def worst_fitted(x: Tensor, labels: Tensor, best_score: Tensor, num_classes: int,
+                 count: int) -> Tuple[Tensor, Tensor]:
+    """Per class, the ``count`` pixels least similar to any sub-centroid of
+    their class, across ranks.
+
+    Args:
+        x (Tensor): (M, D) unit embeddings.
+        labels (Tensor): (M,) classes.
+        best_score (Tensor): (M,) each pixel's best cosine to its own class's
+            sub-centroids.
+        count (int): pixels wanted per class (K, the most that can be dead).
+
+    Returns:
+        tuple[Tensor, Tensor]: (C, count, D) float32 embeddings, worst first,
+        and (C, count) bool, which of them exist (a class may have fewer
+        pixels, on all ranks together, than ``count``).
+    """
+    d = x.shape[1]
+    embeddings = x.new_zeros((num_classes, count, d), dtype=torch.float32)
+    scores = best_score.new_full((num_classes, count), float('inf'), dtype=torch.float32)
+    for c in labels.unique().tolist():
+        own = (labels == c).nonzero().squeeze(1)
+        n = min(count, own.numel())
+        worst = best_score[own].float().topk(n, largest=False).indices
+        embeddings[c, :n] = x[own[worst]].float()
+        scores[c, :n] = best_score[own[worst]].float()
+    if _distributed():
+        world = dist.get_world_size()
+        all_emb = [torch.empty_like(embeddings) for _ in range(world)]
+        all_scores = [torch.empty_like(scores) for _ in range(world)]
+        dist.all_gather(all_emb, embeddings)
+        dist.all_gather(all_scores, scores)
+        scores, order = torch.cat(all_scores, dim=1).topk(count, dim=1, largest=False)
+        embeddings = torch.cat(all_emb, dim=1).gather(1, order[..., None].expand(-1, -1, d))
+    return embeddings, torch.isfinite(scores)
