@@ -83,8 +83,8 @@ def gather_per_class(values: Tensor, present: Tensor) -> Tuple[Tensor, Tensor]:
         present (Tensor): (C,) bool, which classes this rank has values for.
 
     Returns:
-        tuple[Tensor, Tensor]: (C, ...) values, identical on every rank, and
-        (C,) bool, classes that some rank had.
+        tuple[Tensor, Tensor]: (C, ...) values, identical on every rank (zero
+        for classes no rank has), and (C,) bool, classes that some rank had.
     """
     if not _distributed():
         return values, present
@@ -93,7 +93,7 @@ def gather_per_class(values: Tensor, present: Tensor) -> Tuple[Tensor, Tensor]:
     all_present = [torch.empty_like(present) for _ in range(world)]
     dist.all_gather(all_values, values.contiguous())
     dist.all_gather(all_present, present.contiguous())
-    merged, any_present = values.clone(), torch.zeros_like(present)
+    merged, any_present = torch.zeros_like(values), torch.zeros_like(present)
     for rank_values, rank_present in zip(all_values, all_present):
         take = rank_present & ~any_present
         merged[take] = rank_values[take]
