@@ -176,6 +176,25 @@ BASE = dict(in_channels=8, channels=8, num_classes=3, decoder='FCNHead')
     (dict(loss_ppc_weight=-1), 'loss_ppc_weight=-1'),
     (dict(loss_ppd_weight=-1), 'loss_ppd_weight=-1'),
     (dict(update_from='wrong'), "update_from='wrong'"),
+    # one rule for every numeric setting: bools are not numbers, reals are finite
+    (dict(num_subcentroids=True), 'num_subcentroids=True is invalid'),
+    (dict(num_subcentroids=10.0), 'an int K >= 1 .the paper uses 10. or a list'),
+    (dict(num_subcentroids=None), 'num_subcentroids=None is invalid'),
+    (dict(num_subcentroids='10'), "num_subcentroids='10' is invalid; it must be an int K"),
+    (dict(num_subcentroids=[2, True, 2]), 'every K must be an int >= 1'),
+    (dict(sinkhorn_epsilon=float('inf')), 'sinkhorn_epsilon=inf is invalid; it must be > 0, a finite'),
+    (dict(ppc_temperature=float('inf')), 'ppc_temperature=inf'),
+    (dict(score_temperature=float('nan')), 'score_temperature=nan'),
+    (dict(loss_ppd_weight=float('inf')), 'loss_ppd_weight=inf'),
+    (dict(momentum=True), 'momentum=True is invalid'),
+    (dict(sinkhorn_iterations=True), 'sinkhorn_iterations=True'),
+    (dict(memory_size=False), 'memory_size=False'),
+    (dict(projection='no'), "projection='no' is invalid; use one of True, False"),
+    (dict(projection=1), "projection=1 is invalid"),
+    (dict(momentum_warmup='yes'), "momentum_warmup='yes'"),
+    (dict(subcentroid_init='kmeans'), "subcentroid_init='kmeans' is invalid; use one of 'random'"),
+    (dict(restart_dead_below=1.0), 'restart_dead_below=1.0'),
+    (dict(restart_dead_every=0), 'restart_dead_every=0'),
 ])
 def test_bad_settings_fail_at_build(keys, message):
     with pytest.raises(ValueError, match=message.replace('[', r'\[').replace('(', r'\(')):
@@ -188,6 +207,8 @@ def test_bad_settings_fail_at_build(keys, message):
     ('SegformerHead', 'SegformerHead has no `_forward_feature`'),
     ('ResNet', 'ResNet is not an mmseg decode head'),
     (None, 'DNCDecodeHead needs `decoder`'),
+    ('', "decoder=''.: empty; give the type"),
+    (123, 'decoder=123.: a int; give the decode head type by its registry name'),
 ])
 def test_unsupported_decoders_are_named(decoder, message):
     with pytest.raises((KeyError, TypeError), match=message):
@@ -226,3 +247,23 @@ def test_a_dnc_head_is_not_a_decoder():
     from mmseg_dnc.models.dnc_head import dnc_class_for
     with pytest.raises(TypeError, match='already a DNC head'):
         MODELS.build(dict(BASE, type='DNCDecodeHead', decoder=dnc_class_for(MODELS.get('FCNHead'))))
+
+
+def test_labels_outside_the_classes_name_the_file_before_the_loss():
+    model = build_model('FCNHead', 5)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    labels[1, :4, :4] = 20
+    batch = make_batch(labels)
+    batch['data_samples'][1].set_metainfo(dict(seg_map_path='/data/ann/b.png'))
+    data = model.data_preprocessor(batch, True)
+    with pytest.raises(ValueError, match=r'(?s)outside the 5 classes.*/data/ann/b.png: '
+                                         r'values \[20\].*num_classes'):
+        model.loss(data['inputs'], data['data_samples'])
+
+
+def test_non_finite_subcentroids_in_a_checkpoint_are_refused():
+    head = MODELS.build(dict(BASE, type='DNCDecodeHead'))
+    state = head.state_dict()
+    state['sub_centroids'][0, 0, 0] = float('nan')
+    with pytest.raises(ValueError, match='holds 1 non-finite values.*earlier checkpoint'):
+        MODELS.build(dict(BASE, type='DNCDecodeHead')).load_state_dict(state)

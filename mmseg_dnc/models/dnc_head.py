@@ -108,7 +108,8 @@ class DNCDecodeHead(BaseDecodeHead):
 
     def __new__(cls, *args, decoder=None, **kwargs):
         if cls is DNCDecodeHead:
-            named = MODELS.get(decoder) if isinstance(decoder, str) else decoder
+            named = MODELS.get(decoder) if isinstance(decoder, str) and decoder.strip() \
+                else decoder
             if isinstance(named, type) and issubclass(named, DNCDecodeHead):
                 raise TypeError(f'DNCDecodeHead(decoder={named.__name__!r}): it is '
                                 'already a DNC head; give the decoder it extends.')
