@@ -8,7 +8,10 @@ truncated file and nothing to resume from. This hook
 
 - writes checkpoints and ``last_checkpoint`` atomically (:mod:`mmseg_dnc.fileio`)
   when they go to the local disk;
-- deletes old and previous-best checkpoints only once the new one is written;
+- deletes old and previous-best checkpoints only once the new one is written,
+  and only files that this run wrote: on ``--resume`` mmengine takes the list
+  of files to delete from the checkpoint's message hub, and deletes them
+  before anything is written (:mod:`.run_files`);
 - saves torch's random generators with each checkpoint and restores them on
   ``--resume``, after mmengine has replayed the data already trained on, so a
   resumed run continues the run it resumes (:mod:`.rng_state`);
@@ -31,7 +34,9 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
 from mmseg_dnc.fileio import AtomicLocalBackend, atomic_write, leftover_parts
+from .resume_guard import is_resuming
 from .rng_state import RNG_KEY, capture_rng_state, restore_rng_state
+from .run_files import RUN_KEY, in_directory, new_run_id, run_id_of
 
 
 def check_resume_shapes(ours: dict, theirs: dict, work_dir: str) -> None:
@@ -67,16 +72,26 @@ class SafeCheckpointHook(CheckpointHook):
     _val_entry_states = None  # one per rank, as they were when validation began
     _resume_rng = None
     _resume_iter = None
+    _run_id = None  # written into each checkpoint; kept across --resume
+    _written = frozenset()  # the files this process wrote
 
     # --------------------------------------------------------------- writing
     def before_train(self, runner) -> None:
+        # mmengine deletes the resumed keep_ckpt_ids beyond max_keep_ckpts
+        # here, before anything is written; they are pruned after the next write
+        resumed_ids = runner.message_hub.runtime_info.pop('keep_ckpt_ids', [])
         super().before_train(runner)
+        if self._run_id is None:
+            self._run_id = new_run_id()
+        self._written = set()
         if (self.file_client_args is None and self.backend_args is None
                 and type(self.file_backend) is LocalBackend):
             self.backend_args = dict(backend='local_atomic')
             self.file_backend = AtomicLocalBackend()
         if self.max_keep_ckpts > 0:  # unbounded: we prune ourselves, after the write
-            self.keep_ckpt_ids = deque(self.keep_ckpt_ids)
+            self.keep_ckpt_ids = deque(resumed_ids)
+            runner.message_hub.update_info('keep_ckpt_ids', list(resumed_ids))
+        self._forget_foreign_best(runner)
         if is_main_process() and isinstance(self.file_backend, LocalBackend):
             parts = leftover_parts(self.out_dir)
             if parts:
@@ -108,6 +123,7 @@ class SafeCheckpointHook(CheckpointHook):
             save_optimizer=self.save_optimizer,
             save_param_scheduler=self.save_param_scheduler, meta=meta,
             by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        self._written.add(self.last_ckpt)
         if not is_main_process():
             return
         atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
@@ -130,6 +146,8 @@ class SafeCheckpointHook(CheckpointHook):
         super()._save_best_checkpoint(runner, metrics)
         for key, old in previous.items():
             new = self.best_ckpt_path if single else self.best_ckpt_path_dict[key]
+            if new is not None:
+                self._written.add(new)
             if new is None:  # not improved: keep the previous best
                 if single:
                     self.best_ckpt_path = old
@@ -140,19 +158,55 @@ class SafeCheckpointHook(CheckpointHook):
                 runner.logger.info(f'The previous best checkpoint {old} is removed')
 
     def _remove(self, path: str) -> None:
+        if not (self.file_backend.isfile(path) or self.file_backend.isdir(path)):
+            return
+        if not self._wrote(path):
+            print_log(f'Kept {path}: this run would delete it (max_keep_ckpts or a new best '
+                      'checkpoint), but did not write it; it carries another run id or none. '
+                      'Delete it yourself if you do not need it.', logger='current',
+                      level=logging.WARNING)
+            return
         if self.file_backend.isfile(path):
             self.file_backend.remove(path)
-        elif self.file_backend.isdir(path):  # deepspeed checkpoints are folders
+        else:  # deepspeed checkpoints are folders
             self.file_backend.rmtree(path)
+
+    def _wrote(self, path: str) -> bool:
+        """This process wrote ``path``, or it is a checkpoint of this run
+        (same run id) in this run's checkpoint directory."""
+        if path in self._written:
+            return True
+        return (isinstance(self.file_backend, LocalBackend) and osp.isfile(path)
+                and in_directory(path, self.out_dir) and run_id_of(path) == self._run_id)
+
+    def _forget_foreign_best(self, runner) -> None:
+        """A resumed best checkpoint that this run did not write is neither
+        deleted when a new best comes nor published."""
+        if not self.save_best:
+            return
+        single = len(self.key_indicators) == 1
+        paths = {None: self.best_ckpt_path} if single else dict(self.best_ckpt_path_dict)
+        for key, path in paths.items():
+            if path is None or self._wrote(path):
+                continue
+            print_log(f'The resumed checkpoint names {path} as the best checkpoint so far, '
+                      'and this run did not write it: it will be neither deleted nor '
+                      'published.', logger='current', level=logging.WARNING)
+            if single:
+                self.best_ckpt_path = None
+            else:
+                self.best_ckpt_path_dict[key] = None
 
     # ------------------------------------------------------ random generators
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[RNG_KEY] = self._rng_states or [capture_rng_state()]
+        checkpoint[RUN_KEY] = self._run_id
         self._rng_states = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not getattr(runner, '_resume', False):
+        if not is_resuming():
             return  # load_from: a new run, with its own random streams
+        self._run_id = checkpoint.get(RUN_KEY)  # checked by resume_checks
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_resume_shapes(model.state_dict(), checkpoint.get('state_dict', {}),
                             runner.work_dir)
