@@ -71,13 +71,25 @@ def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -
     ``mmap=True`` maps the file instead of reading it: tensors are read when used.
 
     Raises:
-        FileNotFoundError: no such file.
+        FileNotFoundError: no such file (or an empty name).
+        IsADirectoryError: ``filename`` is a directory.
         UntrustedCheckpointError: the file holds another pickled object.
-        CorruptCheckpointError: the file is truncated or not a checkpoint.
+        CorruptCheckpointError: the file is truncated, empty or not a checkpoint.
     """
     filename = osp.expanduser(filename)
+    if not filename:
+        raise FileNotFoundError(
+            'No checkpoint file given (the name is empty). If it came from a '
+            "work dir's last_checkpoint file, that file is empty: write the path of "
+            'the checkpoint to resume into it, or name it with load_from=CHECKPOINT.')
+    if osp.isdir(filename):
+        raise IsADirectoryError(
+            f'{filename} is a directory, not a checkpoint file: name the .pth file '
+            'in it to load (e.g. the one its last_checkpoint file names).')
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
+    if osp.getsize(filename) == 0:
+        raise CorruptCheckpointError(_corrupt_message(filename, 'it is empty (0 bytes)', cut=False))
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True,
@@ -85,7 +97,7 @@ def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -
     except pickle.UnpicklingError as error:
         found = _DISALLOWED.search(str(error))
         if found is None:
-            raise CorruptCheckpointError(_corrupt_message(filename, error)) from None
+            raise CorruptCheckpointError(_corrupt_message(filename, _cause(error))) from None
         raise UntrustedCheckpointError(
             f'Refused to load {filename}: it holds a pickled object that is not '
             f'plain weights ({found.group(0).strip()}). Checkpoints are loaded '
@@ -98,12 +110,18 @@ def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -
     except (OSError, MemoryError):
         raise  # the file system's problem, not the file's
     except Exception as error:  # noqa: BLE001  (the legacy loader fails in many ways)
-        raise CorruptCheckpointError(_corrupt_message(filename, error)) from None
+        raise CorruptCheckpointError(_corrupt_message(filename, _cause(error))) from None
 
 
-def _corrupt_message(filename: str, error: Exception) -> str:
-    return (f'{filename} is not a readable PyTorch checkpoint: it is truncated or '
-            f'corrupt ({type(error).__name__}: {str(error).splitlines()[0]}). A file '
+def _cause(error: Exception) -> str:
+    """``Type: first line of the message`` (an error's message may be empty)."""
+    lines = str(error).strip().splitlines()
+    return f'{type(error).__name__}: {lines[0]}' if lines else type(error).__name__
+
+
+def _corrupt_message(filename: str, why: str, cut: bool = True) -> str:
+    what = f'it is truncated or corrupt ({why})' if cut else why
+    return (f'{filename} is not a readable PyTorch checkpoint: {what}. A file '
             'cut short by a killed run is unusable; resume from an earlier checkpoint: '
             'tools/train.py CONFIG --resume --cfg-options load_from=WORK_DIR/iter_N.pth')
 

@@ -39,9 +39,43 @@ def enable_amp(cfg: Config) -> None:
         cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
+def check_resumable(cfg: Config) -> None:
+    """``--resume`` needs something to resume: ``load_from``, or a
+    ``last_checkpoint`` file in the work dir that names a checkpoint.
+
+    mmengine starts from scratch, after one INFO line, when the work dir has
+    no ``last_checkpoint``, and reads an empty one as the checkpoint ``''``.
+
+    Raises:
+        FileNotFoundError: nothing to resume, or ``last_checkpoint`` names a missing file.
+        ValueError: ``last_checkpoint`` is empty.
+    """
+    if cfg.get('load_from'):
+        return
+    last = osp.join(cfg.work_dir, 'last_checkpoint')
+    fixes = ('To start a new run, drop --resume; to resume a checkpoint by its path, add '
+             '--cfg-options load_from=CHECKPOINT.')
+    if not osp.isfile(last):
+        raise FileNotFoundError(
+            f'--resume: nothing to resume in the work dir {cfg.work_dir}: it has no '
+            f'last_checkpoint file (no checkpoint was saved there). {fixes}')
+    with open(last, encoding='utf-8') as f:
+        named = f.read().strip()
+    if not named:
+        raise ValueError(
+            f'--resume: {last} is empty, so it names no checkpoint to resume. Write the path '
+            f'of the checkpoint to resume into it (e.g. {osp.join(cfg.work_dir, "iter_N.pth")}). '
+            + fixes)
+    if '://' not in named and not osp.exists(osp.expanduser(named)):
+        raise FileNotFoundError(
+            f'--resume: {last} names {named}, which does not exist. Write the path of an '
+            f'existing checkpoint into it. {fixes}')
+
+
 def load_config(args: argparse.Namespace) -> Config:
     """Config file + --cfg-options + work dir (CLI > file > config name) +
-    --amp, checked (num_classes), rewritten for the CPU when there is no CUDA."""
+    --amp, checked (num_classes; with --resume, that there is something to
+    resume), rewritten for the CPU when there is no CUDA."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -53,6 +87,8 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if getattr(args, 'amp', False):
         enable_amp(cfg)
+    if getattr(args, 'resume', False):
+        check_resumable(cfg)
     check_num_classes(cfg)
     return adapt_to_cpu(cfg, args.launcher)
 
