@@ -7,17 +7,23 @@ a per-class loop. Prints tables (markdown) and writes JSON.
      peak memory;
   b. whole model, DeepLabV3 and FCN (ResNet-18-D8, 150 classes, 512 channels,
      2x256x256 images on CPU, 4x512x512 on GPU): training iteration and
-     inference, DNC / parametric twin, peak memory;
+     inference, DNC / parametric twin, both models in one process, their steps
+     timed in alternation (twin, DNC, twin, ...): the median of the paired
+     ratios with its range, and peak memory from allocator counts;
   c. assignment (Sinkhorn + momentum update) of the head, batched over all
      classes, against the per-class Python loop of the public predecessors
      (kept here as the yardstick), at 19 and 150 classes, every class present:
      time, ratio, share of the head's training step, and whether both give
-     the same assignment;
+     the same assignment; and the head's whole assignment and update with its
+     default learning mechanisms (seeding, warm-up, restarts) as a share of
+     its training step;
   d. scaling of the head's training step with pixels and with classes.
 
 On a GPU, times come from CUDA events after warm-up and synchronisation, and
-memory from torch.cuda.max_memory_allocated; on the CPU, wall time and the
-peak resident memory of a fresh process per case.
+memory from torch.cuda.max_memory_allocated; on the CPU, wall time, and for
+memory the peak of the allocator's running total over one step, replayed from
+torch.profiler's memory events (deterministic, unlike the process's resident
+memory). Every case runs in a fresh process.
 
     python bench/dnc_cost.py [--quick] [--out FILE.json] [--sections a b c d]
 """
@@ -26,7 +32,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import statistics
 import time
 
@@ -37,31 +42,40 @@ SECTIONS = ('a', 'b', 'c', 'd')
 
 
 # ----------------------------------------------------------------- measuring
-def _rss_mib() -> float:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+def allocator_peak_mib(fn) -> float:
+    """Peak bytes held by tensors allocated during one call of ``fn`` on the
+    CPU, from the profiler's allocation and free events in time order."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == '[memory]']
+    held = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        held += event.nbytes()
+        peak = max(peak, held)
+    return peak / 2**20
+
+
+def _one_ms(fn) -> float:
+    """Milliseconds of one call (synchronised on the GPU)."""
+    if torch.cuda.is_available():
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+    t0 = time.perf_counter()
+    fn()
+    return 1000 * (time.perf_counter() - t0)
 
 
 def _timed(fn, repeats: int, warmup: int = 2) -> float:
     """Median milliseconds of ``fn`` (synchronised on the GPU)."""
-    cuda = torch.cuda.is_available()
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+    return statistics.median(_one_ms(fn) for _ in range(repeats))
 
 
 def _measure(case: dict, queue):
@@ -71,20 +85,45 @@ def _measure(case: dict, queue):
     register_all_modules()
     torch.manual_seed(0)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if case['kind'] == 'pair':
+        queue.put(_measure_pair(case, device))
+        return
     step = BUILDERS[case['kind']](case, device)
     step()  # first call outside the peak baseline: lazy allocations settle
+    peak = _peak_mib(step, device)
+    ms = _timed(step, case['repeats'])
+    queue.put(dict(ms=ms, peak_mib=max(peak, 0.0)))
+
+
+def _peak_mib(step, device) -> float:
     if device == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated() / 2**20
-    else:
-        base = _rss_mib()
-    ms = _timed(step, case['repeats'])
-    if device == 'cuda':
-        peak = torch.cuda.max_memory_allocated() / 2**20 - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-    queue.put(dict(ms=ms, peak_mib=max(peak, 0.0)))
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    return allocator_peak_mib(step)
+
+
+def _measure_pair(case: dict, device) -> dict:
+    """The twin and DNC in one process, timed in alternation: the machine's
+    drifts (other load, frequency) fall on both alike."""
+    steps = {dnc: build_model_case(dict(case, dnc=dnc), device) for dnc in (False, True)}
+    for step in steps.values():
+        step()  # lazy allocations settle
+    peaks = {dnc: _peak_mib(step, device) for dnc, step in steps.items()}
+    for _ in range(2):
+        for step in steps.values():
+            step()
+    times = {False: [], True: []}
+    for _ in range(case['repeats']):
+        for dnc, step in steps.items():
+            times[dnc].append(_one_ms(step))
+    ratios = sorted(d / t for t, d in zip(times[False], times[True]))
+    return dict(twin_ms=statistics.median(times[False]), dnc_ms=statistics.median(times[True]),
+                ratio=statistics.median(ratios), ratio_min=ratios[0], ratio_max=ratios[-1],
+                twin_peak_mib=peaks[False], dnc_peak_mib=peaks[True])
 
 
 def measure(case: dict) -> dict:
@@ -128,6 +167,7 @@ def build_head_case(case, device):
             sum(v for k, v in losses.items() if k.startswith('loss')).backward()
             feats.grad = None
             head.zero_grad(set_to_none=True)
+        step.head = head
         return step
     head.eval()
 
@@ -182,7 +222,29 @@ def build_assign_case(case, device):
     return lambda: per_class_loop(own, x, y, sub)
 
 
-BUILDERS = dict(head=build_head_case, model=build_model_case, assign=build_assign_case)
+def build_head_update_case(case, device):
+    """The head's own assignment and update (with its default learning
+    mechanisms), on the inputs of one training step of the head case."""
+    train = build_head_case(dict(case, mode='train'), device)
+    head = train.head
+    captured = {}
+    original = head._assign_and_update
+
+    def capture(*args):
+        captured['args'] = args
+        return original(*args)
+    head._assign_and_update = capture
+    train()
+    head._assign_and_update = original
+
+    def step():
+        with torch.no_grad():
+            head._assign_and_update(*captured['args'])
+    return step
+
+
+BUILDERS = dict(head=build_head_case, model=build_model_case, assign=build_assign_case,
+                head_update=build_head_update_case)
 
 
 # ------------------------------------------------- the predecessors' yardstick
@@ -274,23 +336,26 @@ def main():
     if 'b' in args.sections:
         rows, out = [], []
         batch, size = (4, 512) if gpu else (2, 256)
+        pairs = 5 if args.quick else 15
         for decoder, model_name in (('ASPPHead', 'DeepLabV3'), ('FCNHead', 'FCN')):
-            cells = {(dnc, mode): measure(dict(kind='model', decoder=decoder, dnc=dnc, mode=mode,
-                                               batch=batch, size=size,
-                                               repeats=max(3, repeats // 2)))
-                     for dnc in (False, True) for mode in ('train', 'infer')}
-            out.append(dict(model=model_name, **{f"{'dnc' if d else 'conv'}_{m}": v
-                                                 for (d, m), v in cells.items()}))
-            t0, t1 = cells[False, 'train'], cells[True, 'train']
-            i0, i1 = cells[False, 'infer'], cells[True, 'infer']
-            rows.append((f'{model_name} R18-D8', f'{batch}x{size}x{size}', f"{t0['ms']:.0f}",
-                         f"{t1['ms']:.0f}", f"{t1['ms'] / t0['ms']:.3f}x", f"{i0['ms']:.0f}",
-                         f"{i1['ms']:.0f}", f"{i1['ms'] / i0['ms']:.3f}x",
-                         f"{t1['peak_mib'] / max(t0['peak_mib'], 1e-9):.3f}x"))
+            cells = {mode: measure(dict(kind='pair', decoder=decoder, mode=mode, batch=batch,
+                                        size=size, repeats=pairs))
+                     for mode in ('train', 'infer')}
+            out.append(dict(model=model_name, pairs=pairs, **cells))
+            t, i = cells['train'], cells['infer']
+            rows.append((f'{model_name} R18-D8', f'{batch}x{size}x{size}',
+                         f"{t['twin_ms']:.0f}", f"{t['dnc_ms']:.0f}",
+                         f"{t['ratio']:.3f}x ({t['ratio_min']:.2f}-{t['ratio_max']:.2f})",
+                         f"{i['twin_ms']:.0f}", f"{i['dnc_ms']:.0f}",
+                         f"{i['ratio']:.3f}x ({i['ratio_min']:.2f}-{i['ratio_max']:.2f})",
+                         f"{t['twin_peak_mib']:.0f}", f"{t['dnc_peak_mib']:.0f}",
+                         f"{t['dnc_peak_mib'] / max(t['twin_peak_mib'], 1e-9):.3f}x"))
         results['b_model'] = out
-        table('b. Whole model, 150 classes, 512 channels (DNC / parametric twin)',
+        table(f'b. Whole model, 150 classes, 512 channels (DNC / parametric twin, median of '
+              f'{pairs} paired steps, range in brackets)',
               ['model', 'images', 'train twin (ms)', 'train DNC (ms)', 'ratio', 'infer twin (ms)',
-               'infer DNC (ms)', 'ratio', 'train peak memory ratio'], rows)
+               'infer DNC (ms)', 'ratio', 'train peak twin (MiB)', 'train peak DNC (MiB)',
+               'peak ratio'], rows)
 
     if 'c' in args.sections:
         rows, out = [], []
@@ -302,16 +367,21 @@ def main():
                                   repeats=repeats))
             head = measure(dict(kind='head', classes=classes, batch=2, size=64, dnc=True,
                                 mode='train', repeats=repeats))
+            whole = measure(dict(kind='head_update', classes=classes, batch=2, size=64,
+                                 dnc=True, repeats=repeats))
             agree = same_assignment(classes, pixels)
             out.append(dict(classes=classes, batched=batched, loop=looped, head=head,
-                            same_assignment=agree))
+                            head_update=whole, same_assignment=agree))
             rows.append((classes, pixels, f"{batched['ms']:.1f}", f"{looped['ms']:.1f}",
                          f"{looped['ms'] / batched['ms']:.1f}x",
-                         f"{100 * batched['ms'] / head['ms']:.1f}%", f'{100 * agree:.2f}%'))
+                         f"{100 * batched['ms'] / head['ms']:.1f}%", f'{100 * agree:.2f}%',
+                         f"{whole['ms']:.1f}", f"{100 * whole['ms'] / head['ms']:.1f}%"))
         results['c_assign'] = out
-        table('c. Assignment + update: batched head vs per-class loop (every class present)',
+        table('c. Assignment + update: batched head vs per-class loop (every class present); '
+              "the head's whole assignment and update with its default mechanisms",
               ['classes', 'pixels', 'batched (ms)', 'per-class loop (ms)', 'speed-up',
-               'share of head train step', 'same assignment'], rows)
+               'share of head train step', 'same assignment', 'head update, defaults (ms)',
+               'its share of head train step'], rows)
 
     if 'd' in args.sections:
         rows, out = [], []
