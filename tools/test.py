@@ -10,8 +10,7 @@ import argparse
 from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401  (DNCDecodeHead, safe checkpoint loading)
-from mmseg_dnc.engine import (add_common_args, check_checkpoint_fits, finish_distributed,
-                              load_config)
+from mmseg_dnc.engine import add_common_args, finish_distributed, load_config
 
 
 def parse_args():
@@ -45,8 +44,9 @@ def trigger_visualization_hook(cfg, args):
 def main():
     args = parse_args()
     cfg = load_config(args)
-    check_checkpoint_fits(cfg, args.checkpoint)
     cfg.load_from = args.checkpoint
+    # the checkpoint must fit the DNC head: checked on the very dict mmengine loads
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='CheckpointFitsHook')]
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:

@@ -3,15 +3,12 @@
 mmseg takes ``num_classes`` from each head's config and the class list from
 each dataset's, and never compares them: a 150-class head on 19-class data
 trains without a word (and evaluates against the wrong class list). The
-tools call :func:`check_num_classes` right after reading the config, and the
-evaluating tools :func:`check_checkpoint_fits` on the checkpoint they are given.
+tools call :func:`check_num_classes` right after reading the config (the
+evaluating tools also check the checkpoint: :mod:`.checkpoint_fit`).
 """
-import os.path as osp
-import zipfile
 from typing import Iterator, List, Optional, Tuple
 
 from mmseg.registry import DATASETS
-from mmseg_dnc.checkpoint import load_checkpoint_file
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -83,38 +80,3 @@ def check_num_classes(cfg) -> None:
         fix = ('The datasets disagree among themselves: give them the same class '
                "list (their metainfo=dict(classes=...)), then the heads its length.")
     raise ValueError(f'num_classes disagrees across the config:\n{listing}\n{fix}')
-
-
-def check_checkpoint_fits(cfg, checkpoint: str) -> None:
-    """Before evaluating ``checkpoint`` with ``cfg``: its DNC sub-centroids must
-    be the config's (classes, K, channels).
-
-    Loading for fine-tuning re-initialises sub-centroids of another shape
-    (see ``DNCDecodeHead``); a model evaluated that way would score with
-    random ones. Only a DNC decode head (``model.decode_head`` a dict) is
-    checked; the file is memory-mapped where it can be, not read.
-
-    Raises:
-        ValueError: the checkpoint was trained for another head.
-    """
-    head = (cfg.get('model') or {}).get('decode_head')
-    if not (isinstance(head, dict) and head.get('type') == 'DNCDecodeHead'
-            and osp.isfile(checkpoint)):  # URLs are left to mmengine
-        return
-    state = load_checkpoint_file(checkpoint, map_location='cpu',
-                                 mmap=zipfile.is_zipfile(checkpoint))
-    state = state.get('state_dict', state) if isinstance(state, dict) else {}
-    k = head.get('num_subcentroids', 10)
-    expected = (head['num_classes'], k if isinstance(k, int) else max(k), head['channels'])
-    theirs = state.get('decode_head.sub_centroids')
-    if theirs is not None and tuple(theirs.shape) == expected:
-        return
-    if theirs is None:
-        what = ('a parametric decode head (decode_head.conv_seg)'
-                if 'decode_head.conv_seg.weight' in state else 'no DNC decode head')
-    else:
-        what = f'sub-centroids {tuple(theirs.shape)} (classes, K, channels)'
-    raise ValueError(
-        f'{checkpoint} holds {what}; this config\'s DNC head needs {expected}. Evaluated '
-        'with this config its sub-centroids would be random. Use the config it was '
-        'trained with, or fine-tune it to this one first (load_from=CHECKPOINT).')
