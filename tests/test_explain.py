@@ -152,3 +152,17 @@ def test_explain_without_case_base_says_how_to_make_it(trained, tmp_path):
          '--case-base', str(tmp_path / 'none.pth')],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and 'tools/snap_subcentroids.py' in proc.stderr
+
+
+def test_diversity_table_says_which_classes_are_not_seeded():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'snap_subcentroids', osp.join(ROOT, 'tools', 'snap_subcentroids.py'))
+    snap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(snap)
+    sub = torch.nn.functional.normalize(torch.randn(2, 3, 4), dim=-1)
+    case_base = dict(wins=torch.tensor([[5, 5, 0], [0, 0, 0]]), classes=['Road', 'Bicyclist'])
+    table, _ = snap.diversity_table(case_base, sub, torch.tensor([True, False]))
+    road, bicyclist = table.splitlines()[2:]
+    assert road.startswith('| Road |') and '| 2.0 | 50 50 0 |' in road
+    assert bicyclist.startswith('| Bicyclist | - | - | not seeded')

@@ -35,11 +35,17 @@ def evaluate(cfg, checkpoint, data_root, work_dir):
     return Runner.from_cfg(adapt_to_cpu(cfg)).test()
 
 
-def diversity_table(case_base, sub_centroids) -> Tuple[str, dict]:
+def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:
+    """The table, and its numbers; ``seeded`` (C,) bool marks the classes a
+    ``subcentroid_init='kmeans++'`` head has not seeded yet."""
     stats = diversity(sub_centroids, case_base['wins'])
     lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) |',
              '|---|---:|---:|---|']
     for c, name in enumerate(case_base['classes']):
+        if seeded is not None and not bool(seeded[c]):
+            lines.append(f'| {name} | - | - | not seeded: no training batch held K pixels '
+                         'of it; its sub-centroids are still random |')
+            continue
         share = ' '.join(f'{100 * v:.0f}' for v in stats['share'][c].tolist())
         lines.append(f"| {name} | {stats['mean_pairwise_cosine'][c]:.3f} | "
                      f"{stats['effective_k'][c]:.1f} | {share} |")
@@ -73,12 +79,15 @@ def main():
     save_atomic(case_base, out)
     print(f'\ncase base: {out}')
     sub_centroids = model.decode_head.sub_centroids.cpu()
-    table, stats = diversity_table(case_base, sub_centroids)
+    seeded = model.decode_head.subcentroid_seeded
+    table, stats = diversity_table(case_base, sub_centroids,
+                                   None if seeded is None else seeded.cpu())
     print(table)
     with open(osp.splitext(out)[0] + '.diversity.json', 'w') as f:
         json.dump({name: dict(mean_pairwise_cosine=float(stats['mean_pairwise_cosine'][c]),
                               effective_k=float(stats['effective_k'][c]),
-                              share=stats['share'][c].tolist())
+                              share=stats['share'][c].tolist(),
+                              seeded=None if seeded is None else bool(seeded[c]))
                    for c, name in enumerate(case_base['classes'])}, f, indent=1)
 
     if args.replace:
