@@ -43,7 +43,7 @@ def trigger_visualization_hook(cfg, args):
 
 def main():
     args = parse_args()
-    cfg = load_config(args)
+    cfg = load_config(args, loaders=('test_dataloader',))
     cfg.load_from = args.checkpoint
     # the checkpoint must fit the DNC head: checked on the very dict mmengine loads
     cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='CheckpointFitsHook')]

@@ -24,7 +24,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args)  # --amp: AmpOptimWrapper; bfloat16 on a CPU
+    # --amp: AmpOptimWrapper (bfloat16 on a CPU); the data folders it will read are checked
+    cfg = load_config(args, loaders=('train_dataloader', 'val_dataloader'))
     cfg.resume = args.resume
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

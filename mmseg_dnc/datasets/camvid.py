@@ -8,8 +8,11 @@
 Labels are L-mode PNGs with 0..10 for the 11 classes and 11 for "Unlabelled",
 which is mapped to 255, mmseg's ignore index, when the labels are loaded.
 """
+import os.path as osp
+
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from .folders import DataFaultError, check_folder_of
 
 UNLABELLED = 11
 
@@ -27,6 +30,19 @@ class CamVidDataset(BaseSegDataset):
 
     def __init__(self, img_suffix='.png', seg_map_suffix='.png', **kwargs):
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+
+    def load_data_list(self):
+        """mmseg's listing; a missing or empty image folder or ann_file, and
+        images whose suffix differs in case (which it skips), are named
+        (``DataFaultError``)."""
+        from_file = self.ann_file and not osp.isdir(self.ann_file)
+        if not from_file:
+            check_folder_of(self)
+        data_list = super().load_data_list()
+        if not data_list:  # an ann_file that lists nothing
+            raise DataFaultError(f'The dataset is empty: its ann_file {self.ann_file} lists '
+                                 'no image.')
+        return data_list
 
     @classmethod
     def get_label_map(cls, new_classes=None):

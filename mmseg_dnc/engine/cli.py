@@ -3,13 +3,14 @@ import argparse
 import logging
 import os
 import os.path as osp
+from typing import Sequence
 
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 from mmseg_dnc.utils import adapt_to_cpu
-from .config_checks import check_num_classes
+from .config_checks import check_dataset_folders, check_num_classes
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -72,10 +73,11 @@ def check_resumable(cfg: Config) -> None:
             f'existing checkpoint into it. {fixes}')
 
 
-def load_config(args: argparse.Namespace) -> Config:
+def load_config(args: argparse.Namespace, loaders: Sequence[str] = ()) -> Config:
     """Config file + --cfg-options + work dir (CLI > file > config name) +
-    --amp, checked (num_classes; with --resume, that there is something to
-    resume), rewritten for the CPU when there is no CUDA."""
+    --amp, checked (num_classes; the image folders of the datasets of
+    ``loaders``, which the tool will load; with --resume, that there is
+    something to resume), rewritten for the CPU when there is no CUDA."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
@@ -90,6 +92,7 @@ def load_config(args: argparse.Namespace) -> Config:
     if getattr(args, 'resume', False):
         check_resumable(cfg)
     check_num_classes(cfg)
+    check_dataset_folders(cfg, [name for name in loaders if cfg.get(name)])
     return adapt_to_cpu(cfg, args.launcher)
 
 

@@ -4,11 +4,17 @@ mmseg takes ``num_classes`` from each head's config and the class list from
 each dataset's, and never compares them: a 150-class head on 19-class data
 trains without a word (and evaluates against the wrong class list). The
 tools call :func:`check_num_classes` right after reading the config (the
-evaluating tools also check the checkpoint: :mod:`.checkpoint_fit`).
+evaluating tools also check the checkpoint: :mod:`.checkpoint_fit`), and
+:func:`check_dataset_folders` on the datasets they will load, so that a
+missing or empty image folder is named before a model is built.
 """
-from typing import Iterator, List, Optional, Tuple
+import inspect
+import os.path as osp
+from typing import Iterator, List, Optional, Sequence, Tuple
 
+from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+from mmseg_dnc.datasets import CamVidDataset, check_image_folder
 
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -80,3 +86,42 @@ def check_num_classes(cfg) -> None:
         fix = ('The datasets disagree among themselves: give them the same class '
                "list (their metainfo=dict(classes=...)), then the heads its length.")
     raise ValueError(f'num_classes disagrees across the config:\n{listing}\n{fix}')
+
+
+# the datasets whose samples are the files of data_root/img_path ending in img_suffix
+_FOLDER_LISTINGS = (BaseSegDataset.load_data_list, CamVidDataset.load_data_list)
+
+
+def _img_suffix(cls, dataset: dict) -> str:
+    if 'img_suffix' in dataset:
+        return dataset['img_suffix']
+    for klass in cls.__mro__:
+        parameter = inspect.signature(klass.__init__).parameters.get('img_suffix')
+        if parameter is not None:
+            return parameter.default
+    return '.jpg'
+
+
+def check_dataset_folders(cfg, loaders: Sequence[str]) -> None:
+    """The image folder of every dataset of ``loaders`` that mmseg lists from a
+    folder (no ``ann_file``): it exists and holds images of the dataset's
+    suffix, none of them in another case
+    (:func:`mmseg_dnc.datasets.check_image_folder`).
+
+    Raises:
+        DataFaultError: naming the folder (or the files) and the fix.
+    """
+    for loader in loaders:
+        for _, dataset in _datasets((cfg.get(loader) or {}).get('dataset'), loader):
+            kind = dataset.get('type')
+            cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+            if not (isinstance(cls, type) and issubclass(cls, BaseSegDataset)
+                    and cls.load_data_list in _FOLDER_LISTINGS):
+                continue
+            root = dataset.get('data_root') or ''
+            ann_file = dataset.get('ann_file') or ''
+            if ann_file and not osp.isdir(osp.join(root, ann_file)):
+                continue
+            prefix = (dataset.get('data_prefix') or {}).get('img_path') or ''
+            img_dir = prefix if osp.isabs(prefix) or not root else osp.join(root, prefix)
+            check_image_folder(img_dir, _img_suffix(cls, dataset), dataset.get('backend_args'))
