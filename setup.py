@@ -1,4 +1,52 @@
+import os.path as osp
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
+
+# One line, run by Python at start-up from site-packages: it adds the import
+# finder of mmseg_dnc_mmcv_lite, which makes plain `import mmseg` work on
+# mmcv-lite (see that module); nothing else, and no-op with full mmcv.
+PTH = 'mmseg_dnc_mmcv_lite.pth'
+
+
+class BuildPyWithPth(build_py):
+    """A wheel's root goes to site-packages: the .pth goes there."""
+
+    def run(self):
+        super().run()
+        self.copy_file(PTH, osp.join(self.build_lib, PTH))
+
+    def get_outputs(self, include_bytecode=True):
+        return super().get_outputs(include_bytecode) + [osp.join(self.build_lib, PTH)]
+
+
+class _WithPth:
+    """An editable install's strategy, plus the .pth in its wheel."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+
+    def __call__(self, wheel, files, mapping):
+        self.strategy(wheel, files, mapping)
+        with open(PTH, encoding='utf-8') as f:
+            wheel.writestr(PTH, f.read())
+
+    def __enter__(self):
+        self.strategy.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.strategy.__exit__(*exc)
+
+
+class EditableWheelWithPth(editable_wheel):
+    """`pip install -e .` (tools/setup_env.sh) writes only a path hook into
+    its wheel; the .pth is added to it (setuptools < 81, as required below)."""
+
+    def _select_strategy(self, *args, **kwargs):
+        return _WithPth(super()._select_strategy(*args, **kwargs))
+
 
 setup(
     name='mmseg_dnc',
@@ -7,6 +55,8 @@ setup(
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmseg_dnc', 'mmseg_dnc.*']),
+    py_modules=['mmseg_dnc_mmcv_lite'],
+    cmdclass={'build_py': BuildPyWithPth, 'editable_wheel': EditableWheelWithPth},
     python_requires='>=3.8',
     # Honest ranges. mmcv (full, for GPUs) or mmcv-lite (CPU) both work, so
     # neither is required here: install one, as mmseg's own docs say.

@@ -6,67 +6,37 @@ so with mmcv-lite, which ships ``mmcv/ops`` without its compiled ``mmcv._ext``,
 ``import mmseg.models`` fails before any model is built. None of those ops is
 used by FCN, DeepLabV3 or UPerNet.
 
-When ``mmcv.ops`` imports (full mmcv, as on GPU machines) this module does
-nothing. Otherwise it installs a stand-in ``mmcv.ops`` whose every op raises a
-clear error when it is used, so only models that really need a compiled op fail,
-and they say how to fix it.
+The top-level module :mod:`mmseg_dnc_mmcv_lite` (imported at interpreter start
+by the ``.pth`` file this package installs, so that plain ``import mmseg``
+works too) makes ``mmcv.ops`` a stand-in whose every op raises a clear error
+when it is used, only when mmcv has no compiled ops. This module installs that
+finder again, for an environment without the ``.pth`` (e.g. the source tree on
+``PYTHONPATH``), before anything imports ``mmseg.models``. With full mmcv it
+does nothing.
 """
 import importlib
 import sys
-import types
 import warnings
 
-_LITE_MESSAGE = (
-    'mmcv.ops.{name} needs the compiled ops of full mmcv, but this environment '
-    'has mmcv-lite, which has none. The DNC heads on FCN, DeepLabV3 and '
-    'UPerNet do not need it; for {name}, install full mmcv 2.1.0 '
-    '(`pip install -U openmim && mim install "mmcv==2.1.0"`).')
+from mmseg_dnc_mmcv_lite import MissingOp, install, is_stand_in
 
-
-class MissingOp:
-    """Stands in for one compiled op; using it raises a RuntimeError."""
-
-    def __init__(self, name: str):
-        self.__name__ = name
-
-    def __call__(self, *args, **kwargs):
-        raise RuntimeError(_LITE_MESSAGE.format(name=self.__name__))
-
-    def __repr__(self) -> str:
-        return f'<mmcv-lite stand-in for mmcv.ops.{self.__name__}>'
-
-
-def _stand_in_module() -> types.ModuleType:
-    module = types.ModuleType(
-        'mmcv.ops', 'Stand-in for mmcv.ops under mmcv-lite (see mmseg_dnc.compat).')
-
-    def __getattr__(name: str):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        return MissingOp(name)
-
-    module.__getattr__ = __getattr__
-    module.IS_MMCV_LITE_STAND_IN = True
-    return module
+__all__ = ['HAS_FULL_MMCV', 'MissingOp', 'ensure_mmcv_ops']
 
 
 def ensure_mmcv_ops() -> bool:
-    """Install the stand-in if ``mmcv.ops`` cannot load its compiled ops.
+    """Make ``import mmcv.ops`` work: the real one, or the mmcv-lite stand-in.
 
     Returns:
         bool: True when full mmcv's ops are available, False under mmcv-lite.
     """
-    try:
-        importlib.import_module('mmcv.ops')
-        return not getattr(sys.modules['mmcv.ops'], 'IS_MMCV_LITE_STAND_IN', False)
-    except ImportError as error:
-        if 'mmcv._ext' not in str(error):
-            raise  # a broken full mmcv: hiding that would be a silent fallback
-    # Drop the half-imported submodules of the real package before replacing it.
-    for name in [n for n in sys.modules if n == 'mmcv.ops' or n.startswith('mmcv.ops.')]:
-        del sys.modules[name]
-    import mmcv
-    sys.modules['mmcv.ops'] = mmcv.ops = _stand_in_module()
+    install()
+    if 'mmcv.ops' not in sys.modules:
+        # a failed earlier import (before the finder) leaves its submodules behind
+        for name in [n for n in sys.modules if n.startswith('mmcv.ops.')]:
+            del sys.modules[name]
+    ops = importlib.import_module('mmcv.ops')  # a broken full mmcv raises here, as it should
+    if not is_stand_in(ops):
+        return True
     # mmcv.cnn warns on import that it lacks MultiScaleDeformableAttention under
     # mmcv-lite; the stand-in already says so, with the fix, if it is ever used.
     with warnings.catch_warnings():
