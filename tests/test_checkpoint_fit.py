@@ -1,10 +1,8 @@
 """tools/test.py refuses a checkpoint whose DNC head is not the config's:
 however its path is written (checked on the very dict mmengine loads), with
 DDP's ``module.`` prefix accepted, and per-class K compared class by class."""
-import copy
 import os
 import os.path as osp
-import sys
 
 import pytest
 import torch

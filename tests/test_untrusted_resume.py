@@ -79,7 +79,8 @@ def test_keep_ckpt_ids_deletes_no_file_this_run_did_not_write(via, genuine, tmp_
     evil = copy.deepcopy(genuine)  # iteration 4; mmengine deleted the ids beyond max_keep_ckpts
     evil['message_hub']['runtime_info']['keep_ckpt_ids'] = [1, 2, 3, 4]
     proc = resume(tmp_path, save(evil, tmp_path / 'evil.pth'), via, 'train_cfg.max_iters=6',
-                  'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=1')
+                  'default_hooks.checkpoint.interval=1',
+                  'default_hooks.checkpoint.max_keep_ckpts=1')
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name, content in before.items():
         assert (tmp_path / 'run' / name).read_bytes() == content, name
@@ -107,6 +108,17 @@ def test_best_ckpt_outside_the_run_is_neither_deleted_nor_published(genuine, tmp
     log = proc.stdout + proc.stderr
     assert f'names {precious} as the best checkpoint so far, and this run did not write it' in log
     assert (tmp_path / 'run' / 'best_mIoU_iter_6.pth').exists()
+
+
+def test_scheduler_state_is_checked_against_the_runs_own(genuine, tmp_path):
+    evil = copy.deepcopy(genuine)  # __dict__.update would shadow the scheduler's step()
+    evil['param_schedulers'][0]['step'] = 0
+    proc = resume(tmp_path, save(evil, tmp_path / 'evil.pth'), 'load_from',
+                  'train_cfg.max_iters=6')
+    assert proc.returncode != 0
+    assert ("UnsafeResumeError: Refused to resume from " + str(tmp_path / 'evil.pth') +
+            ": checkpoint['param_schedulers'][0] has keys ['step'] that this config's "
+            'scheduler does not') in proc.stderr
 
 
 # ------------------------------------------------ each field, crafted in-process
