@@ -228,18 +228,18 @@ def build_head_update_case(case, device):
     train = build_head_case(dict(case, mode='train'), device)
     head = train.head
     captured = {}
-    original = head._assign_and_update
+    original = head.assign_and_update
 
     def capture(*args):
         captured['args'] = args
         return original(*args)
-    head._assign_and_update = capture
+    head.assign_and_update = capture
     train()
-    head._assign_and_update = original
+    head.assign_and_update = original
 
     def step():
         with torch.no_grad():
-            head._assign_and_update(*captured['args'])
+            head.assign_and_update(*captured['args'])
     return step
 
 

@@ -115,11 +115,9 @@ def step(model, x, y, correct=None):
     """One assignment and update on given embeddings (M, D) and classes (M,);
     ``correct`` (M,) says which pixels the prediction gets right."""
     correct = torch.ones_like(y, dtype=torch.bool) if correct is None else correct
-    logits = F.one_hot(torch.where(correct, y, (y + 1) % C), C).float()  # (M, C)
-    logits = logits.t().reshape(1, C, -1, 1)
     own = torch.einsum('md,mkd->mk', x, model.sub_centroids[y])
     with torch.no_grad():
-        return model._assign_and_update(x, y, own, logits, torch.ones_like(y, dtype=torch.bool))
+        return model.assign_and_update(x, y, own, correct)
 
 
 def pixels(n_per_class, seed=0):

@@ -37,15 +37,10 @@ class RankDumpHook(Hook):
 class RecordAssignmentsHook(Hook):
 
     def before_train(self, runner):
-        head, self.assignments = _head(runner), []
-        assign = head._assign_and_update
+        self.assignments = []
 
-        def recording(*args, **kwargs):
-            assignment = assign(*args, **kwargs)
-            self.assignments.append(assignment.clone())
-            return assignment
-
-        head._assign_and_update = recording
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.assignments.append(_head(runner).last_assignment.clone())
 
     def after_train(self, runner):
         torch.save(self.assignments, osp.join(runner.work_dir, 'assignments.pt'))

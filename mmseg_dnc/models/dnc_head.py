@@ -29,6 +29,7 @@ from torch import Tensor
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from . import dnc_core
+from . import state_transfer
 from . import subcentroid_learning as learning
 from .build_checks import check_settings, resolve_decoder, without_conv_seg
 from .subcentroid_memory import enqueue_, stored_entries
@@ -186,6 +187,9 @@ class DNCDecodeHead(BaseDecodeHead):
             self.register_buffer('subcentroid_active', active, persistent=False)
         else:
             self.subcentroid_active = None
+        # (M,) sub-centroid of each labelled pixel in the last training step,
+        # for hooks that watch the clustering; not state
+        self.last_assignment = None
         # learning state, saved and resumed with the sub-centroids; None (and
         # absent from the state_dict) when its mechanism is off
         self.subcentroid_init = subcentroid_init
@@ -233,103 +237,11 @@ class DNCDecodeHead(BaseDecodeHead):
             'restart_window_step')}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        theirs = state_dict.get(prefix + 'sub_centroids')
-        if theirs is not None and not torch.isfinite(theirs).all():
-            bad = int((~torch.isfinite(theirs)).sum())
-            raise ValueError(
-                f'{prefix}sub_centroids in the checkpoint holds {bad} non-finite '
-                'values (NaN or inf): the run that saved it diverged, and every '
-                'prediction from it would be meaningless. Use an earlier checkpoint '
-                'of that run.')
-        self._adapt_foreign_head(state_dict, prefix)
-        self._fill_missing_learning_state(state_dict, prefix)
+        # checkpoints of other heads, other classes or older versions are
+        # made loadable here, each change said in one line (state_transfer)
+        for message in state_transfer.adapt_state_dict(self, state_dict, prefix):
+            print_log(message, logger='current', level=logging.WARNING)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def _adapt_foreign_head(self, state_dict: dict, prefix: str) -> None:
-        """Make a checkpoint of another head loadable, and say so in one line.
-
-        A DNC head trained for other classes (or another K or width): its
-        sub-centroids, memory and class-score norm cannot serve this model's
-        classes, so they are re-initialised. A parametric head (mmseg's
-        ``conv_seg``): its 1x1 classifier is skipped, and the same state is
-        re-initialised. Everything else in the checkpoint (backbone, decoder)
-        is left to load as usual. Edits ``state_dict`` in place.
-        """
-        theirs = state_dict.get(prefix + 'sub_centroids')
-        classifier = [prefix + name for name in ('conv_seg.weight', 'conv_seg.bias')
-                      if prefix + name in state_dict]
-        if theirs is None and not classifier:
-            return  # same kind of head, or no head in the checkpoint at all
-        if theirs is not None and theirs.shape == self.sub_centroids.shape:
-            self._adapt_foreign_memory(state_dict, prefix)
-            return
-        ours = self.class_state()
-        for key in [k for k in state_dict if k[len(prefix):] in ours
-                    or k[len(prefix):].startswith('memory')]:
-            del state_dict[key]
-        for key in classifier:
-            del state_dict[key]
-        fresh = {'sub_centroids': self._random_subcentroids(*self.sub_centroids.shape[1:])}
-        for name, tensor in ours.items():
-            if name != 'sub_centroids':
-                fresh[name] = (torch.ones_like(tensor) if name == 'score_norm.weight'
-                               else torch.zeros_like(tensor))
-        for name, tensor in fresh.items():
-            state_dict[prefix + name] = tensor.to(self.sub_centroids.device)
-        head, names = prefix.rstrip('.') or type(self).__name__, ', '.join(fresh)
-        if theirs is None:
-            # DNC's own layers are not in a parametric checkpoint either
-            own = {name: tensor for name, tensor in self.state_dict().items()
-                   if name.startswith(('feature_norm.', 'projection.'))
-                   and prefix + name not in state_dict}
-            state_dict.update({prefix + name: tensor for name, tensor in own.items()})
-            layers = sorted({name.split('.')[0] for name in own})
-            why = (f'the checkpoint has a parametric head: its 1x1 classifier '
-                   f'({", ".join(classifier)}) has no place in DNC and is skipped, and '
-                   f"DNC's own layers ({', '.join(layers)}) start from their initialisation")
-        else:
-            why = (f"the checkpoint's sub-centroids are {tuple(theirs.shape)} (classes, K, "
-                   f"channels), this model's {tuple(self.sub_centroids.shape)}")
-        print_log(f'{head}: {why}; {names} are re-initialised; the rest of the '
-                  'checkpoint loads as usual.', logger='current', level=logging.WARNING)
-
-    def _fill_missing_learning_state(self, state_dict: dict, prefix: str) -> None:
-        """A checkpoint saved without a mechanism now on (e.g. by an older
-        version, or with other settings): its sub-centroids are trained, so
-        they count as seeded and fully warmed up, and the window starts empty.
-        Said in one line; nothing in the checkpoint changes."""
-        if prefix + 'sub_centroids' not in state_dict:
-            return
-        missing = {name: tensor for name, tensor in self.learning_state().items()
-                   if tensor is not None and prefix + name not in state_dict}
-        if not missing:
-            return
-        for name, tensor in missing.items():
-            if name == 'subcentroid_seeded':
-                tensor = torch.ones_like(tensor)
-            elif name == 'subcentroid_updates':  # momentum at its final value
-                tensor = torch.full_like(tensor, 1e9)
-            else:
-                tensor = torch.zeros_like(tensor)
-            state_dict[prefix + name] = tensor
-        print_log(f"{prefix.rstrip('.') or type(self).__name__}: the checkpoint has no "
-                  f"{', '.join(missing)}; its sub-centroids count as seeded and "
-                  'warmed up (momentum at its final value).', logger='current',
-                  level=logging.WARNING)
-
-    def _adapt_foreign_memory(self, state_dict: dict, prefix: str) -> None:
-        """A memory of another size: it starts empty (its fill counters would
-        otherwise load and point into an all-zero memory)."""
-        key = prefix + 'memory'
-        if self.memory is None or key not in state_dict or \
-                state_dict[key].shape == self.memory.shape:
-            return
-        print_log(f"{prefix.rstrip('.') or type(self).__name__}: the checkpoint's memory is "
-                  f'{tuple(state_dict[key].shape)}, this model\'s {tuple(self.memory.shape)}; '
-                  'the memory starts empty, the rest loads as usual.', logger='current',
-                  level=logging.WARNING)
-        for name in ('memory', 'memory_filled', 'memory_pointer'):
-            state_dict[prefix + name] = torch.zeros_like(getattr(self, name))
 
     def extra_repr(self) -> str:
         k = self.num_subcentroids
@@ -456,7 +368,9 @@ class DNCDecodeHead(BaseDecodeHead):
         with torch.no_grad():
             x = embeddings.detach().permute(0, 2, 3, 1).reshape(-1, d)[labelled]
             own = scores.detach().view(-1, c, k)[torch.arange(y.numel()), y]  # (M, K)
-            assignment = self._assign_and_update(x, y, own, seg_logits, labelled)
+            correct = seg_logits.detach().argmax(dim=1).view(-1)[labelled] == y  # (M,)
+            assignment = self.assign_and_update(x, y, own, correct)
+            self.last_assignment = assignment
 
         if y.numel() == 0:  # nothing labelled: zero losses that keep the graph
             zero = sub_scores.sum() * 0.0
@@ -466,15 +380,18 @@ class DNCDecodeHead(BaseDecodeHead):
             loss_ppc=self.loss_ppc_weight * dnc_core.ppc_loss(scores, target, self.ppc_temperature),
             loss_ppd=self.loss_ppd_weight * dnc_core.ppd_loss(scores, target))
 
-    def _assign_and_update(self, x: Tensor, y: Tensor, own: Tensor,
-                           seg_logits: Tensor, labelled: Tensor) -> Tensor:
-        """Seed, Sinkhorn over the batch (and memory), momentum step, restart
-        dead sub-centroids, enqueue.
+    def assign_and_update(self, x: Tensor, y: Tensor, own: Tensor, correct: Tensor) -> Tensor:
+        """One learning step of the sub-centroids: seed unseen classes,
+        Sinkhorn over the batch (and memory), momentum step, restart dead
+        sub-centroids, enqueue. In-place on the buffers, under no_grad.
 
         Args:
-            x (Tensor): (M, D) embeddings; y (M,) classes; own (M, K) their
-                scores against their own class's sub-centroids.
-            seg_logits (Tensor): (B, C, h, w); labelled (N,) bool.
+            x (Tensor): (M, D) unit embeddings of the labelled pixels.
+            y (Tensor): (M,) their classes.
+            own (Tensor): (M, K) their scores against their own class's
+                sub-centroids.
+            correct (Tensor): (M,) bool, the pixels the current prediction
+                gets right.
 
         Returns:
             Tensor: (M,) assignment of the batch pixels.
@@ -503,9 +420,7 @@ class DNCDecodeHead(BaseDecodeHead):
         assignment = assignment_all[:m]
 
         learn = torch.ones_like(y_all, dtype=torch.bool)
-        predicted = seg_logits.detach().argmax(dim=1).view(-1)[labelled]
-        learn[:m] = learning.learning_mask(y, predicted == y, self.num_classes,
-                                           self.update_from)
+        learn[:m] = learning.learning_mask(y, correct, self.num_classes, self.update_from)
         momentum = self.momentum
         if self.subcentroid_updates is not None:
             momentum = learning.warmup_momentum(self.momentum, self.subcentroid_updates)
