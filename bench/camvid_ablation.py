@@ -84,6 +84,21 @@ def subcentroid_stats(runner) -> dict:
         out[f'effk.{name}'] = float(stats['effective_k'][c])
     out['mean_pairwise_cosine'] = float(stats['mean_pairwise_cosine'].mean())
     out['effective_k'] = float(stats['effective_k'].mean())
+    out.update(class_separation(head.sub_centroids.cpu(), case_base['classes']))
+    return out
+
+
+def class_separation(sub_centroids, classes) -> dict:
+    """How close each class's sub-centroids come to another class's: the
+    cosine of its mean direction to the nearest other class's
+    (``near.<class>``) and which class that is (``nearest.<class>``, an index)."""
+    means = torch.nn.functional.normalize(sub_centroids.float().mean(dim=1), dim=-1)
+    cos = means @ means.t()
+    cos.fill_diagonal_(-2.0)
+    near, which = cos.max(dim=1)
+    out = {f'near.{name}': float(near[c]) for c, name in enumerate(classes)}
+    out.update({f'nearest.{name}': float(which[c]) for c, name in enumerate(classes)})
+    out['near_mean'] = float(near.mean())
     return out
 
 
@@ -116,8 +131,8 @@ def table(records: List[dict]) -> str:
         groups.setdefault((record['iters'], record['variant']), []).append(record)
     order = list(VARIANTS)
     lines = ['| iters | variant | seeds | mIoU | mAcc | ' + ' | '.join(f'IoU {c}' for c in RARE)
-             + ' | mean pairwise cos | effective K | train (min) |',
-             '|---:|---|---|' + '---:|' * (5 + len(RARE))]
+             + ' | mean pairwise cos | effective K | nearest other class cos | train (min) |',
+             '|---:|---|---|' + '---:|' * (6 + len(RARE))]
     twin_miou = {}
     for (iters, variant), group in sorted(groups.items(),
                                           key=lambda kv: (kv[0][0], order.index(kv[0][1])
@@ -133,6 +148,8 @@ def table(records: List[dict]) -> str:
                   if 'mean_pairwise_cosine' in m[0] else '',
                   f"{statistics.mean(x['effective_k'] for x in m):.1f}"
                   if 'effective_k' in m[0] else '',
+                  f"{statistics.mean(x['near_mean'] for x in m):.2f}"
+                  if all('near_mean' in x for x in m) else '',
                   summary([x['train_min'] for x in m])]
         rows.append((iters, variant, group))
         lines.append('| ' + ' | '.join(cells) + ' |')
