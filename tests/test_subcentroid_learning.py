@@ -281,3 +281,13 @@ def test_two_ranks_agree_with_one_process(tmp_path):
         # class 0 from rank 1 (the only one with it), class 1 from rank 0
         assert out['values'][:, 0].tolist() == [1.0, 0.0, 0.0]
         assert out['present'].tolist() == [True, True, False]
+
+
+def test_k_per_class_from_frequency_by_hand():
+    # sqrt of the counts: 30, 10, 0 -> scaled to mean 4 over 3 classes (sum 12):
+    # 9, 3, 0 -> clamped to [1, 8]: 8, 3, 1
+    assert learning.subcentroids_from_frequency([900, 100, 0], mean_k=4, k_min=1,
+                                                k_max=8) == [8, 3, 1]
+    assert learning.subcentroids_from_frequency([4, 4], mean_k=10) == [10, 10]
+    with pytest.raises(ValueError, match='finite and >= 0'):
+        learning.subcentroids_from_frequency([1, -1])

@@ -16,6 +16,8 @@ one remedy, off unless the head's settings turn it on:
   TensorFlow's ExponentialMovingAverage), so its start is forgotten;
 - :func:`learning_mask` with ``'correct_or_all'``: a class with no correctly
   predicted pixel in the step learns from all its labelled pixels;
+- :func:`subcentroids_from_frequency`: K per class from its pixel count, for
+  ``num_subcentroids`` (the paper's future work);
 - :func:`dead_subcentroids` and :func:`worst_fitted`: a sub-centroid that
   wins almost none of its class's pixels over a window restarts on the
   class's worst-fitted pixel (dead-code replacement, as in VQ codebooks).
@@ -23,7 +25,7 @@ one remedy, off unless the head's settings turn it on:
 Anything that must agree across ranks goes through ``all_reduce_`` or
 :func:`gather_per_class` when a process group exists.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -201,3 +203,31 @@ def worst_fitted(x: Tensor, labels: Tensor, best_score: Tensor, num_classes: int
         scores, order = torch.cat(all_scores, dim=1).topk(count, dim=1, largest=False)
         embeddings = torch.cat(all_emb, dim=1).gather(1, order[..., None].expand(-1, -1, d))
     return embeddings, torch.isfinite(scores)
+
+
+def subcentroids_from_frequency(pixel_counts: Sequence[float], mean_k: float = 10.0,
+                                k_min: int = 2, k_max: int = 20) -> List[int]:
+    """K per class from its pixel frequency (the paper's future work):
+    K_c proportional to the square root of class c's pixel count, scaled so
+    that the classes' K average ``mean_k``, then rounded and kept in
+    [k_min, k_max] (which moves the average a little). A frequent class gets more modes to cover, a rare one
+    fewer sub-centroids to feed, for about the same C x K total.
+
+    Args:
+        pixel_counts: labelled training pixels of each class (C values).
+
+    Returns:
+        list[int]: one K per class, for ``num_subcentroids``.
+    """
+    counts = torch.tensor([float(c) for c in pixel_counts])
+    if counts.numel() == 0 or (counts < 0).any() or not torch.isfinite(counts).all():
+        raise ValueError('subcentroids_from_frequency: pixel counts must be finite and >= 0, '
+                         f'one per class; got {list(pixel_counts)}')
+    if not 1 <= k_min <= k_max:
+        raise ValueError(f'subcentroids_from_frequency: need 1 <= k_min <= k_max, got '
+                         f'{k_min}, {k_max}')
+    root = counts.sqrt()
+    if root.sum() == 0:
+        return [int(round(min(max(mean_k, k_min), k_max)))] * counts.numel()
+    k = root * (mean_k * counts.numel() / root.sum())
+    return [int(v) for v in k.round().clamp(k_min, k_max).tolist()]
