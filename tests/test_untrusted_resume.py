@@ -154,6 +154,9 @@ CRAFTED = {
         {'train/loss': [0.5]}),
     "message_hub['log_scalars']['train/lr'] has attributes": lambda c: c['message_hub'][
         'log_scalars'].update({'train/lr': buffer_with(update=0)}),
+    "message_hub['log_scalars']['train/lr'].statistics_methods['mean']": lambda c: c[
+        'message_hub']['log_scalars'].update({'train/lr': buffer_with(
+            statistics_methods={'mean': print})}),
     "message_hub['log_scalars']['train/lr']._log_history": lambda c: c['message_hub'][
         'log_scalars'].update({'train/lr': buffer_with(_log_history=np.zeros((1, 1)))}),
     "message_hub['resumed_keys']": lambda c: c['message_hub']['resumed_keys'].update(x='yes'),
@@ -201,6 +204,9 @@ CRAFTED = {
 
 
 def test_a_genuine_checkpoint_passes(genuine):
+    check_resume_checkpoint(genuine, 'iter_4.pth', layout_of(genuine), genuine['param_schedulers'])
+    # as mmengine's HistoryBuffer.__getstate__ leaves it once pickled or copied
+    copy.deepcopy(genuine)
     check_resume_checkpoint(genuine, 'iter_4.pth', layout_of(genuine), genuine['param_schedulers'])
 
 

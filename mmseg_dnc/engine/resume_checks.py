@@ -112,9 +112,16 @@ def _history_buffer(value, field: str) -> None:
         refuse(field, f'must be a HistoryBuffer, got {describe(value)}')
     attributes = vars(value)
     expected = {'max_length', '_log_history', '_count_history'}
-    if set(attributes) != expected:
+    # its __getstate__ adds statistics_methods (name -> HistoryBuffer method)
+    if not expected <= set(attributes) <= expected | {'statistics_methods'}:
         refuse(field, f'has attributes {sorted(attributes)}, a HistoryBuffer has '
-               f'{sorted(expected)}')
+               f'{sorted(expected)} (and statistics_methods)')
+    own = {id(method) for method in HistoryBuffer._statistics_methods.values()}
+    for name, method in check_dict(attributes.get('statistics_methods', {}),
+                                   f'{field}.statistics_methods').items():
+        if not (isinstance(name, str) and id(method) in own):
+            refuse(f'{field}.statistics_methods[{name!r}]', f'must be a HistoryBuffer '
+                   f'statistics method, got {describe(method)}')
     length = check_int(attributes['max_length'], f'{field}.max_length', minimum=1)
     logs, counts = attributes['_log_history'], attributes['_count_history']
     for name, array in (('_log_history', logs), ('_count_history', counts)):
