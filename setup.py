@@ -1,4 +1,6 @@
+import glob
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -8,17 +10,40 @@ from setuptools.command.editable_wheel import editable_wheel
 # finder of mmseg_dnc_mmcv_lite, which makes plain `import mmseg` work on
 # mmcv-lite (see that module); nothing else, and no-op with full mmcv.
 PTH = 'mmseg_dnc_mmcv_lite.pth'
+# What a wheel carries in mmseg_dnc/.mim, as mmseg carries its own: the configs
+# (reached as 'mmseg_dnc::dnc/x.py', see mmseg_dnc/package_configs.py) and the
+# model index that `mim search mmseg_dnc` reads. configs/ stays the one source.
+MIM = osp.join('mmseg_dnc', '.mim')
+
+
+def mim_files():
+    """Every file that goes to mmseg_dnc/.mim, by its path in the repository,
+    which is also its path inside .mim (model-index.yml names configs/...)."""
+    return ['model-index.yml'] + sorted(
+        path for pattern in ('*.py', '*.yml')
+        for path in glob.glob(osp.join('configs', '**', pattern), recursive=True))
 
 
 class BuildPyWithPth(build_py):
-    """A wheel's root goes to site-packages: the .pth goes there."""
+    """A wheel's root goes to site-packages: the .pth goes there; the configs
+    and the model index go to mmseg_dnc/.mim (an editable install reads the
+    checkout's configs/ instead)."""
 
     def run(self):
         super().run()
         self.copy_file(PTH, osp.join(self.build_lib, PTH))
+        if not self.editable_mode:
+            # no configs left over from an earlier build in the same build dir
+            shutil.rmtree(osp.join(self.build_lib, MIM), ignore_errors=True)
+            for path in mim_files():
+                target = osp.join(self.build_lib, MIM, path)
+                self.mkpath(osp.dirname(target))
+                self.copy_file(path, target)
 
     def get_outputs(self, include_bytecode=True):
-        return super().get_outputs(include_bytecode) + [osp.join(self.build_lib, PTH)]
+        mim = [] if self.editable_mode else [
+            osp.join(self.build_lib, MIM, path) for path in mim_files()]
+        return super().get_outputs(include_bytecode) + [osp.join(self.build_lib, PTH)] + mim
 
 
 class _WithPth:
@@ -57,6 +82,10 @@ setup(
     packages=find_packages(include=['mmseg_dnc', 'mmseg_dnc.*']),
     py_modules=['mmseg_dnc_mmcv_lite'],
     cmdclass={'build_py': BuildPyWithPth, 'editable_wheel': EditableWheelWithPth},
+    entry_points={'console_scripts': [
+        'mmseg-dnc-train = mmseg_dnc.tools.train:main',
+        'mmseg-dnc-test = mmseg_dnc.tools.test:main',
+    ]},
     python_requires='>=3.8',
     # Honest ranges. mmcv (full, for GPUs) or mmcv-lite (CPU) both work, so
     # neither is required here: install one, as mmseg's own docs say.

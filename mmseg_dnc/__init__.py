@@ -2,12 +2,14 @@
 
 Importing this package registers ``DNCDecodeHead`` in mmseg's MODELS, makes
 checkpoint loading safe under torch's weights-only unpickler, and makes
-checkpoint saving safe from interruption (``engine.SafeCheckpointHook``). ``compat`` goes
+checkpoint saving safe from interruption (``engine.SafeCheckpointHook``), and
+makes ``mmseg_dnc::`` config paths resolve (``package_configs``). ``compat`` goes
 first: on mmcv-lite it must run before anything imports ``mmseg.models``.
 """
 from . import compat  # noqa: F401  (must precede mmseg.models)
 from . import checkpoint  # noqa: F401
 from . import engine  # noqa: F401  (CheckpointHook: atomic saves, RNG state)
+from . import package_configs  # noqa: F401  (_base_ = 'mmseg_dnc::dnc/...')
 from .datasets import CamVidDataset
 from .models import DNCDecodeHead
 

@@ -4,61 +4,11 @@ tools/test.py, with DNC registered, safe checkpoint loading and CPU support.
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
         [--show] [--show-dir DIR] [--wait-time S] [--tta] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
+
+The same as ``python -m mmseg_dnc.tools.test`` (which holds the logic) and
+the console script ``mmseg-dnc-test``.
 """
-import argparse
-
-from mmengine.runner import Runner
-
-import mmseg_dnc  # noqa: F401  (DNCDecodeHead, safe checkpoint loading)
-from mmseg_dnc.engine import add_common_args, finish_distributed, load_config
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', type=str,
-                        help='directory to save the predicted masks in')
-    parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir',
-                        help='directory to save painted images in')
-    parser.add_argument('--wait-time', type=float, default=2, help='seconds per image shown')
-    parser.add_argument('--tta', action='store_true', help='test time augmentation')
-    return add_common_args(parser).parse_args()
-
-
-def trigger_visualization_hook(cfg, args):
-    hooks = cfg.default_hooks
-    if 'visualization' not in hooks:
-        raise RuntimeError("--show/--show-dir need default_hooks.visualization="
-                           "dict(type='SegVisualizationHook') in the config.")
-    hooks.visualization.draw = True
-    if args.show:
-        hooks.visualization.show = True
-        hooks.visualization.wait_time = args.wait_time
-    if args.show_dir:
-        cfg.visualizer.save_dir = args.show_dir
-    return cfg
-
-
-def main():
-    args = parse_args()
-    cfg = load_config(args, loaders=('test_dataloader',))
-    cfg.load_from = args.checkpoint
-    # the checkpoint must fit the DNC head: checked on the very dict mmengine loads
-    cfg.custom_hooks = [*cfg.get('custom_hooks', []), dict(type='CheckpointFitsHook')]
-    if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
-    if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-    if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
-    Runner.from_cfg(cfg).test()
-    finish_distributed()
-
+from mmseg_dnc.tools.test import main
 
 if __name__ == '__main__':
     main()

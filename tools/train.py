@@ -2,35 +2,11 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+The same as ``python -m mmseg_dnc.tools.train`` (which holds the logic) and
+the console script ``mmseg-dnc-train``.
 """
-import argparse
-
-from mmengine.runner import Runner
-
-import mmseg_dnc  # noqa: F401  (DNCDecodeHead, safe checkpoint loading)
-from mmseg.registry import RUNNERS
-from mmseg_dnc.engine import add_common_args, finish_distributed, load_config
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description='Train a segmentor')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--resume', action='store_true', default=False,
-                        help='resume from the latest checkpoint in the work_dir')
-    parser.add_argument('--amp', action='store_true', default=False,
-                        help='enable automatic-mixed-precision training')
-    return add_common_args(parser).parse_args()
-
-
-def main():
-    args = parse_args()
-    # --amp: AmpOptimWrapper (bfloat16 on a CPU); the data folders it will read are checked
-    cfg = load_config(args, loaders=('train_dataloader', 'val_dataloader'))
-    cfg.resume = args.resume
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    runner.train()
-    finish_distributed()
-
+from mmseg_dnc.tools.train import main
 
 if __name__ == '__main__':
     main()

@@ -9,6 +9,7 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+from mmseg_dnc.package_configs import resolve_config
 from mmseg_dnc.utils import adapt_to_cpu
 from .config_checks import check_dataset_folders, check_num_classes
 
@@ -74,19 +75,21 @@ def check_resumable(cfg: Config) -> None:
 
 
 def load_config(args: argparse.Namespace, loaders: Sequence[str] = ()) -> Config:
-    """Config file + --cfg-options + work dir (CLI > file > config name) +
-    --amp, checked (num_classes; the image folders of the datasets of
-    ``loaders``, which the tool will load; with --resume, that there is
-    something to resume), rewritten for the CPU when there is no CUDA."""
+    """Config file (a path, or ``mmseg_dnc::dnc/x.py``) + --cfg-options + work
+    dir (CLI > file > config name) + --amp, checked (num_classes; the image
+    folders of the datasets of ``loaders``, which the tool will load; with
+    --resume, that there is something to resume), rewritten for the CPU when
+    there is no CUDA."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = Config.fromfile(args.config)
+    config_file = resolve_config(args.config)
+    cfg = Config.fromfile(config_file)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_file))[0])
     if getattr(args, 'amp', False):
         enable_amp(cfg)
     if getattr(args, 'resume', False):
