@@ -106,6 +106,7 @@ def test_wheel_carries_configs_index_and_tools(wheel):
 
 
 def test_installed_package_reaches_configs_trains_and_tests(venv, tmp_path):
+    assert osp.isdir(osp.join(CAMVID, 'train')), f'real CamVid data missing at {CAMVID}'
     python = venv / 'bin' / 'python'
     (tmp_path / 'my_config.py').write_text(f"_base_ = '{CONFIG}'\n")
     # the wheel's mmseg_dnc, its configs, and a _base_ through the prefix
