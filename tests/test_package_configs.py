@@ -2,6 +2,7 @@
 tools' command line), and the model index that `mim search` reads. The same
 from an installed wheel: tests/test_wheel.py."""
 import glob
+import os
 import os.path as osp
 
 import pytest
@@ -37,7 +38,7 @@ def test_base_takes_mmsegs_registry_scope(tmp_path):
     assert dataset._scope_ == 'mmseg'
     init_default_scope('mmseg')
     dataset.update(data_root=CAMVID, pipeline=[])
-    assert len(DATASETS.build(dataset)) == 6
+    assert len(DATASETS.build(dataset)) == len(os.listdir(osp.join(CAMVID, 'train')))
 
 
 def test_tools_take_the_prefix():
