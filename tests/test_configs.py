@@ -12,7 +12,7 @@ import mmseg
 from mmseg.registry import MODELS
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.utils import replace_sync_bn
-from .conftest import ROOT, SHARED_DATA, run_tool
+from .conftest import ROOT, TEST_DATA, run_tool
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'dnc', '*.py')))
 # the ADE20K and Cityscapes ones; CamVid's is trained by tests/test_camvid_demo.py
@@ -84,14 +84,14 @@ def test_config_builds_offline(path):
 
 
 def real_sample_options(path):
-    """--cfg-options that point a config at the real samples in ../shared/data
+    """--cfg-options that point a config at the real samples in tests/data
     and shrink crop, batch and iterations for a 2-core CPU."""
     if 'ade20k' in path:
-        root = osp.join(SHARED_DATA, 'ade20k_sample', 'ADEChallengeData2016')
+        root = osp.join(TEST_DATA, 'ade20k_sample', 'ADEChallengeData2016')
         prefix = ['data_prefix.img_path=images/validation',
                   'data_prefix.seg_map_path=annotations/validation']
     else:
-        root = osp.join(SHARED_DATA, 'cityscapes_sample')
+        root = osp.join(TEST_DATA, 'cityscapes_sample')
         prefix = ['data_prefix.img_path=leftImg8bit/val', 'data_prefix.seg_map_path=gtFine/val']
     opts = ['model.pretrained=None', 'model.backbone.init_cfg=None',
             'model.data_preprocessor.size=(64,64)', 'train_cfg.max_iters=2',

@@ -77,7 +77,7 @@ def test_torchrun_two_cpu_processes_train_to_identical_subcentroids(tmp_path):
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(with_dump), '2',
          '--work-dir', str(tmp_path), '--cfg-options', 'train_cfg.max_iters=3',
          'train_cfg.val_begin=100', *data],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+        capture_output=True, text=True, cwd=ROOT, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert 'gloo process group 0/2' in out and 'Iter(train) [3/3]' in out
@@ -97,7 +97,7 @@ def dist_train(config, work_dir, *extra, check=True):
          '--work-dir', str(work_dir), *extra, '--cfg-options', 'train_cfg.max_iters=4',
          'train_cfg.val_begin=100', 'default_hooks.checkpoint.interval=1',
          'default_hooks.checkpoint.max_keep_ckpts=1', 'model.decode_head.memory_size=8', *data],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+        capture_output=True, text=True, cwd=ROOT, env=env)
     if check:
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return proc

@@ -18,7 +18,7 @@ def python(code: str, cwd, pythonpath: str = ''):
     if pythonpath:
         env['PYTHONPATH'] = pythonpath
     return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True)
 
 
 @pytest.fixture(scope='module', autouse=True)
