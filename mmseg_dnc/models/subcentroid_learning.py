@@ -108,9 +108,9 @@ def warmup_momentum(momentum: float, updates: Tensor) -> Tensor:
 
     ``min(momentum, (1 + n) / (10 + n))``: 0.1 at the first update, 0.55
     after 10, 0.92 after 100, and ``momentum`` once n reaches
-    ``(10 momentum - 1) / (1 - momentum)`` (8,989 for 0.999). The start keeps
+    ``(10 momentum - 1) / (1 - momentum)`` (8,990 for 0.999). The start keeps
     a weight of prod_i (1 + i) / (10 + i) = 9! n! / (n + 9)! after n updates
-    (2.8e-4 after 20), where a fixed 0.999 keeps 0.999^n (0.55 after 600).
+    (1.0e-7 after 20), where a fixed 0.999 keeps 0.999^n (0.55 after 600).
 
     Args:
         momentum (float): the final momentum, in [0, 1).
