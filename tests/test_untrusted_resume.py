@@ -219,3 +219,28 @@ def test_each_field_is_checked(field, genuine):
                                 genuine['param_schedulers'])
     assert refused.value.args[0].startswith(f'Refused to resume from crafted.pth: ')
     assert field in refused.value.args[0]
+
+
+def test_a_genuine_multi_group_run_resumes(tmp_path):
+    """What mmseg's own configs use (paramwise_cfg: several parameter groups,
+    AdamW, warm-up then poly, save_best, max_keep_ckpts=1) resumes through the
+    checks: mmengine keeps base_param_settings['params'] as a tensor then."""
+    config = tmp_path / 'multi_group.py'
+    config.write_text(f"""_base_ = '{TINY_CONFIG}'
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
+                     paramwise_cfg=dict(custom_keys=dict(decode_head=dict(lr_mult=10.0))))
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
+                   dict(type='PolyLR', eta_min=1e-5, power=0.9, by_epoch=False, begin=2, end=4)]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1,
+                                     max_keep_ckpts=1, save_best='mIoU'))
+train_cfg = dict(max_iters=2, val_interval=2)
+""")
+    work_dir = tmp_path / 'run'
+    run_tool('train.py', str(config), '--work-dir', str(work_dir), '--cfg-options', *TINY_DATA)
+    saved = load_state(str(work_dir / 'iter_2.pth'))
+    assert isinstance(saved['optimizer']['base_param_settings']['params'], torch.Tensor)
+    assert len(saved['optimizer']['param_groups']) > 1
+    run_tool('train.py', str(config), '--work-dir', str(work_dir), '--resume',
+             '--cfg-options', 'train_cfg.max_iters=3', *TINY_DATA)
+    assert load_state(str(work_dir / 'iter_3.pth'))['meta']['iter'] == 3

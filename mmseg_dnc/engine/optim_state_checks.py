@@ -94,8 +94,9 @@ def _check_one_optimizer(theirs, layout: dict, field: str) -> None:
             refuse(f"{field}['base_param_settings']", 'is present, and this optimizer '
                    'wrapper keeps none: it would add a parameter group for the schedulers')
         for key, value in check_dict(settings, f"{field}['base_param_settings']").items():
-            if not (key == 'params' and value == []):
-                _hyper_parameter(value, f"{field}['base_param_settings'][{key!r}]")
+            if key == 'params' and _placeholder_params(value):
+                continue
+            _hyper_parameter(value, f"{field}['base_param_settings'][{key!r}]")
     scaler = check_dict(theirs.get('loss_scaler', {}), f"{field}['loss_scaler']")
     for key, value in scaler.items():
         if not is_number(value):
@@ -172,3 +173,12 @@ def check_param_schedulers(theirs, ours) -> None:
             _check_scheduler_list(theirs[name], ours[name], f'{field}[{name!r}]')
     else:
         _check_scheduler_list(theirs, ours, field)
+
+
+def _placeholder_params(value) -> bool:
+    """mmengine 0.10.7 keeps ``base_param_settings['params']`` as a one-element
+    tensor (``torch.tensor([0.0])``) for an optimizer with several parameter
+    groups (``paramwise_cfg``); ``[]`` is accepted too."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() <= 1
+    return isinstance(value, list) and not value
