@@ -6,10 +6,13 @@ parametric twin is configs/parametric/fcn_cgnet_camvid.py), trained with the
 same seeds and schedule and tested on CamVid val (101 images, 480x360). A
 finished run appends one line to ``bench/results/camvid_ablation.jsonl``
 (committed), and a run already recorded there is skipped, so the table grows
-across sessions and machines; ``--table`` only prints it.
+across sessions and machines; ``--table`` only prints it. A run is recorded by
+its config, head keys, seed and schedule, not by the code's commit (kept in the
+record): after a change to how sub-centroids learn, remove the records it
+invalidates.
 
     python bench/camvid_ablation.py [--variants twin reference combined ...]
-        [--seeds 0 1 2] [--iters 2400] [--table] [--data-root DIR]
+        [--seeds 0 1 2] [--iters 600] [--table] [--data-root DIR]
 """
 import argparse
 import json

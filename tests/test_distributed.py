@@ -16,6 +16,12 @@ from mmseg_dnc.models import dnc_core
 from .conftest import CAMVID, ROOT, assert_same_training_state
 
 C, K, D = 4, 3, 8
+# every sub-centroid learning mechanism on (a restart window of 2 steps), so that
+# seeding, warm-up counts, starved classes and restarts are checked across ranks
+LEARNING = ['model.decode_head.subcentroid_init=kmeans++',
+            'model.decode_head.momentum_warmup=True',
+            'model.decode_head.update_from=correct_or_all',
+            'model.decode_head.restart_dead_below=0.5', 'model.decode_head.restart_dead_every=2']
 
 
 def global_batch():
@@ -76,7 +82,7 @@ def test_torchrun_two_cpu_processes_train_to_identical_subcentroids(tmp_path):
     proc = subprocess.run(
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(with_dump), '2',
          '--work-dir', str(tmp_path), '--cfg-options', 'train_cfg.max_iters=3',
-         'train_cfg.val_begin=100', *data],
+         'train_cfg.val_begin=100', *LEARNING, *data],
         capture_output=True, text=True, cwd=ROOT, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -96,7 +102,8 @@ def dist_train(config, work_dir, *extra, check=True):
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(config), '2',
          '--work-dir', str(work_dir), *extra, '--cfg-options', 'train_cfg.max_iters=4',
          'train_cfg.val_begin=100', 'default_hooks.checkpoint.interval=1',
-         'default_hooks.checkpoint.max_keep_ckpts=1', 'model.decode_head.memory_size=8', *data],
+         'default_hooks.checkpoint.max_keep_ckpts=1', 'model.decode_head.memory_size=8',
+         *LEARNING, *data],
         capture_output=True, text=True, cwd=ROOT, env=env)
     if check:
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

@@ -28,7 +28,13 @@ from .conftest import TINY_CONFIG, TINY_DATA, assert_same_training_state, run_to
 SETTINGS = ['train_cfg.max_iters=6', 'train_cfg.val_interval=3',
             'default_hooks.checkpoint.interval=1',
             'default_hooks.checkpoint.max_keep_ckpts=1',
-            'model.decode_head.memory_size=8', *TINY_DATA]
+            'model.decode_head.memory_size=8',
+            # the sub-centroid learning mechanisms, whose state resumes too
+            'model.decode_head.subcentroid_init=kmeans++',
+            'model.decode_head.momentum_warmup=True',
+            'model.decode_head.update_from=correct_or_all',
+            'model.decode_head.restart_dead_below=0.5', 'model.decode_head.restart_dead_every=2',
+            *TINY_DATA]
 
 
 def config_with_hooks(tmp_path, *hooks: str) -> str:

@@ -21,11 +21,15 @@ from mmseg.utils import register_all_modules
 from mmseg_dnc.models.subcentroid_learning import subcentroids_from_frequency
 
 
-def class_pixel_counts(cfg: Config, data_root: str = None) -> np.ndarray:
-    """(C,) labelled pixels per class in ``cfg``'s training set."""
+def class_pixel_counts(cfg: Config, data_root: str = None):
+    """(C,) labelled pixels per class in ``cfg``'s training set, and the
+    class names (the dataset's metainfo, config overrides included)."""
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
     while 'pipeline' not in dataset_cfg and 'dataset' in dataset_cfg:  # RepeatDataset, ...
         dataset_cfg = dataset_cfg.dataset
+    if 'pipeline' not in dataset_cfg:
+        raise ValueError(f'{dataset_cfg.get("type")}: give a training set with a pipeline '
+                         '(ConcatDataset is not supported; count one of its parts)')
     dataset_cfg.pipeline = [dict(type='LoadAnnotations')]
     if data_root:
         dataset_cfg.data_root = data_root
@@ -37,7 +41,7 @@ def class_pixel_counts(cfg: Config, data_root: str = None) -> np.ndarray:
         label = dataset[i]['gt_seg_map']
         counts += np.bincount(label[label < num_classes].ravel(), minlength=num_classes)
         bar.update()
-    return counts
+    return counts, list(dataset.metainfo['classes'])
 
 
 def main():
@@ -53,10 +57,8 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    counts = class_pixel_counts(cfg, args.data_root)
+    counts, classes = class_pixel_counts(cfg, args.data_root)
     ks = subcentroids_from_frequency(counts.tolist(), args.mean_k, args.k_min, args.k_max)
-    classes = DATASETS.get(cfg.train_dataloader.dataset.type).METAINFO.get('classes') \
-        or [str(c) for c in range(len(ks))]
     print('\n| class | pixels | share | K |\n|---|---:|---:|---:|')
     for name, n, k in zip(classes, counts.tolist(), ks):
         print(f'| {name} | {n} | {100 * n / max(counts.sum(), 1):.2f}% | {k} |')

@@ -56,6 +56,8 @@ class CheckedLoadAnnotations(LoadAnnotations):
         _refuse_empty(path, 'a label map', 'image')
         try:
             super()._load_seg_map(results)
+        except (AssertionError, KeyError):
+            raise  # the config's (e.g. reduce_zero_label), not the file's
         except Exception as error:  # noqa: BLE001
             raise DataFaultError(f'{path} cannot be read as a label map ({_cause(error)}). '
                                  'Replace it, or remove it and its image from the dataset.'

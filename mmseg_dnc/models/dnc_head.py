@@ -406,6 +406,9 @@ class DNCDecodeHead(BaseDecodeHead):
                       level=logging.WARNING)
             return self._masked_for(own, y).argmax(dim=1)
         if self.subcentroid_seeded is not None:
+            # in the step that seeds a class, its PPC/PPD targets come from the
+            # seeds while the loss scores still use the random start: one step
+            # per class, once
             own = self._seed_unseen_classes(x, y, own)
         if self.memory is not None:
             stored, stored_y, filled = stored_entries(self.memory, self.memory_filled)

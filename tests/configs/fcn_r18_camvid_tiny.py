@@ -1,6 +1,6 @@
 # A CPU-sized training config for tests: mmseg's FCN base model with a
 # ResNet-18 backbone and the DNC head, on real CamVid images at 96x96 crops.
-# data_root is set by the tests (--cfg-options) to ../shared/data/camvid.
+# data_root is set by the tests (--cfg-options) to tests/data/camvid.
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py', 'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py'
