@@ -210,8 +210,9 @@ def subcentroids_from_frequency(pixel_counts: Sequence[float], mean_k: float = 1
     """K per class from its pixel frequency (the paper's future work):
     K_c proportional to the square root of class c's pixel count, scaled so
     that the classes' K average ``mean_k``, then rounded and kept in
-    [k_min, k_max] (which moves the average a little). A frequent class gets more modes to cover, a rare one
-    fewer sub-centroids to feed, for about the same C x K total.
+    [k_min, k_max] (which moves the average a little). A frequent class gets
+    more modes to cover, a rare one fewer sub-centroids to feed, for about
+    the same C x K total.
 
     Args:
         pixel_counts: labelled training pixels of each class (C values).
