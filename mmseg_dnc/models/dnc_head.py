@@ -458,13 +458,12 @@ class DNCDecodeHead(BaseDecodeHead):
         for cls in ready.nonzero().flatten().tolist():
             k = self.num_subcentroids[cls]
             seeds[cls, :k] = learning.kmeans_pp_seeds(x[y == cls], k)
+        # every rank's ready classes are unseeded (the flags agree across ranks)
         seeds, seeded_now = learning.gather_per_class(seeds, ready)
-        seeded_now &= ~self.subcentroid_seeded
         if not seeded_now.any():
             return own
-        keep_unused = self.sub_centroids.clone()  # unused slots of per-class K
-        if self.subcentroid_active is not None:
-            seeds = torch.where(self.subcentroid_active[..., None], seeds, keep_unused)
+        if self.subcentroid_active is not None:  # unused slots of per-class K stay
+            seeds = torch.where(self.subcentroid_active[..., None], seeds, self.sub_centroids)
         self.sub_centroids[seeded_now] = seeds[seeded_now].to(self.sub_centroids.dtype)
         self.subcentroid_seeded |= seeded_now
         if self.subcentroid_updates is not None:
