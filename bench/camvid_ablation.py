@@ -48,6 +48,7 @@ VARIANTS: Dict[str, tuple] = {
     'reference': (DNC, dict(subcentroid_init='random', momentum_warmup=False,
                             update_from='correct', restart_dead_below=0.0)),
     **{name: (DNC, keys) for name, keys in MECHANISMS.items()},
+    'kmeans++ + warm-up': (DNC, dict(subcentroid_init='kmeans++', momentum_warmup=True)),
     'combined': (DNC, {k: v for keys in MECHANISMS.values() for k, v in keys.items()}),
 }
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
