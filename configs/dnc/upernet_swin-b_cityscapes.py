@@ -3,7 +3,8 @@
 # Parametric twin (same model, data and schedule, 1x1 conv head):
 #   configs/parametric/upernet_swin-b_cityscapes.py (mmseg has no Swin Cityscapes
 #   config; the twin is composed from mmseg's bases)
-# Only the decode head differs: its type, plus the DNC keys at the paper's settings.
+# Only the decode head differs: its type, plus the DNC keys at the paper's settings
+# (and checkpoints are written by mmseg_dnc's SafeCheckpointHook: atomic saves).
 _base_ = '../parametric/upernet_swin-b_cityscapes.py'
 custom_imports = dict(imports=['mmseg_dnc'], allow_failed_imports=False)
 model = dict(
@@ -16,3 +17,4 @@ model = dict(
         sinkhorn_iterations=3,
         loss_ppc_weight=0.01,
         loss_ppd_weight=0.001))
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

@@ -30,6 +30,6 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=150, max_keep_ckpts=2,
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=150, max_keep_ckpts=2,
                     save_best='mIoU'))
 randomness = dict(seed=0)

@@ -15,6 +15,7 @@ import os.path as osp
 from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
+from ..takeovers import enabled
 from .folders import DataFaultError
 
 
@@ -29,7 +30,7 @@ def _refuse_empty(path: str, what: str, partner: str) -> None:
                              f'remove it and its {partner} from the dataset.')
 
 
-@TRANSFORMS.register_module(name='LoadImageFromFile', force=True)
+@TRANSFORMS.register_module()
 class CheckedLoadImageFromFile(LoadImageFromFile):
     """mmcv's ``LoadImageFromFile``; a file it cannot load is named."""
 
@@ -46,7 +47,7 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
                                  ) from error
 
 
-@TRANSFORMS.register_module(name='LoadAnnotations', force=True)
+@TRANSFORMS.register_module()
 class CheckedLoadAnnotations(LoadAnnotations):
     """mmseg's ``LoadAnnotations``; the label map must be readable, one class
     index per pixel, and its image's size."""
@@ -74,3 +75,10 @@ class CheckedLoadAnnotations(LoadAnnotations):
                 f'{path} is {label.shape[0]}x{label.shape[1]} (height x width), and its image '
                 f'{results.get("img_path")} is {image[0]}x{image[1]}: a label map must be its '
                 "image's size. Re-export the label at the image's size.")
+
+
+if enabled('transforms'):  # every mmseg config and dataset, under mmseg's own names
+    TRANSFORMS.register_module(name='LoadImageFromFile', module=CheckedLoadImageFromFile,
+                               force=True)
+    TRANSFORMS.register_module(name='LoadAnnotations', module=CheckedLoadAnnotations,
+                               force=True)

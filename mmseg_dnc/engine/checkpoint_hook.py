@@ -34,6 +34,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
 from mmseg_dnc.fileio import AtomicLocalBackend, atomic_write, leftover_parts
+from mmseg_dnc.takeovers import enabled
 from .resume_guard import is_resuming
 from .rng_state import RNG_KEY, capture_rng_state, restore_rng_state
 from .run_files import RUN_KEY, in_directory, new_run_id, run_id_of
@@ -61,7 +62,7 @@ def check_resume_shapes(ours: dict, theirs: dict, work_dir: str) -> None:
             'and without --resume.')
 
 
-@HOOKS.register_module(name='CheckpointHook', force=True)
+@HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
     """``CheckpointHook`` with atomic writes, delete-after-write and RNG state.
 
@@ -252,3 +253,7 @@ class SafeCheckpointHook(CheckpointHook):
             print_log(f'Restored torch random generators ({", ".join(restored)}) as they '
                       f'were at iteration {runner.iter}.', logger='current')
             self._resume_rng = None
+
+
+if enabled('checkpoint_hook'):  # mmseg's default_runtime names CheckpointHook
+    HOOKS.register_module(name='CheckpointHook', module=SafeCheckpointHook, force=True)

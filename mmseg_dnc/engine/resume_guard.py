@@ -19,6 +19,7 @@ from mmengine.infer.infer import BaseInferencer
 from mmengine.runner import Runner
 from mmengine.runner import runner as runner_module
 
+from ..takeovers import enabled
 from .resume_checks import check_resume_checkpoint, optimizer_layout, scheduler_states
 
 # what the checkpoint being resumed must fit; None outside Runner.resume
@@ -87,6 +88,8 @@ def _init_model_with_config(self, cfg, weights=None, device='cpu'):
 if not callable(getattr(runner_module, '_load_checkpoint', None)):  # pragma: no cover
     raise ImportError('mmseg_dnc needs mmengine 0.10.x: mmengine.runner.runner has no '
                       '_load_checkpoint, where resumed checkpoints are checked.')
-Runner.resume = _checked_resume
-runner_module._load_checkpoint = _checked_load_checkpoint
-BaseInferencer._init_model = _init_model_with_config
+if enabled('resume'):
+    Runner.resume = _checked_resume
+    runner_module._load_checkpoint = _checked_load_checkpoint
+if enabled('inferencer'):
+    BaseInferencer._init_model = _init_model_with_config

@@ -1,11 +1,12 @@
 # CamVid (SegNet version, 11 classes, 480x360) at half resolution for CPUs.
 # data_root: set by tools/camvid_demo.py; the default is the usual mmseg place.
+# The loading transforms are mmseg's, checked: a bad file is named (mmseg_dnc.datasets).
 dataset_type = 'CamVidDataset'
 data_root = 'data/camvid'
 crop_size = (176, 240)  # (h, w)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='RandomResize', scale=(240, 180), ratio_range=(0.75, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -13,9 +14,9 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(240, 180), keep_ratio=True),
-    dict(type='LoadAnnotations'),  # full-size labels: mIoU at 480x360
+    dict(type='CheckedLoadAnnotations'),  # full-size labels: mIoU at 480x360
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
