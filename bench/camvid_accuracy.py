@@ -18,14 +18,13 @@ import time
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from mmseg_dnc.demo import find_camvid
-from mmseg_dnc.utils import adapt_to_cpu
+from mmseg_dnc.engine import prepare_config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HEADS = {'1x1 conv': 'configs/parametric/fcn_cgnet_camvid.py',
@@ -51,20 +50,16 @@ def train_and_test(config: str, seed: int, data_root: str, work_dir: str,
 
     ``extra(runner)``, if given, returns more numbers for the result.
     """
-    cfg = Config.fromfile(osp.join(ROOT, config))
-    if options:
-        cfg.merge_from_dict(options)
+    cfg = prepare_config(osp.join(ROOT, config), cfg_options=options, data_root=data_root,
+                         work_dir=work_dir)
     if iters:  # a shorter schedule, for a smoke test of this script
         cfg.train_cfg.max_iters = iters
         cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-    for loader in ('train_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = data_root
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # test once, at the end
     cfg.default_hooks.checkpoint.save_best = None
     cfg.test_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
     cfg.randomness = dict(seed=seed)
-    cfg.work_dir = work_dir
-    runner = Runner.from_cfg(adapt_to_cpu(cfg))
+    runner = Runner.from_cfg(cfg)
     start = time.perf_counter()
     runner.train()
     train_s = time.perf_counter() - start

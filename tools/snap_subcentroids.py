@@ -10,7 +10,6 @@ pixel (CKPT_casebased.pth, a literally case-based classifier), and both models
 are evaluated on the config's test set to report the mIoU change.
 """
 import argparse
-import copy
 import json
 import os.path as osp
 from typing import Tuple
@@ -24,15 +23,13 @@ from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.fileio import save_atomic
 from mmseg_dnc.explain import (build_case_base, case_base_path, diversity, load_dnc_model,
                                one_by_one, training_set)
-from mmseg_dnc.utils import adapt_to_cpu
+from mmseg_dnc.engine import prepare_config
 
 
 def evaluate(cfg, checkpoint, data_root, work_dir):
-    cfg = copy.deepcopy(cfg)
-    if data_root:
-        cfg.test_dataloader.dataset.data_root = data_root
-    cfg.load_from, cfg.work_dir = checkpoint, work_dir
-    return Runner.from_cfg(adapt_to_cpu(cfg)).test()
+    cfg = prepare_config(cfg, cfg_options=dict(load_from=checkpoint), data_root=data_root,
+                         work_dir=work_dir)
+    return Runner.from_cfg(cfg).test()
 
 
 def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:

@@ -5,13 +5,11 @@ import os
 import os.path as osp
 from typing import Optional
 
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import Runner
 
 from mmseg.registry import DATASETS
-from mmseg_dnc.engine import check_num_classes
-from mmseg_dnc.utils import adapt_to_cpu
+from mmseg_dnc.engine import prepare_config
 from mmseg_dnc.visualization import (plot_training_curves, predict_with_subcentroids,
                                      save_prediction_panel)
 
@@ -49,14 +47,8 @@ def run_camvid_demo(config: str, data_root: str, work_dir: str, num_images: int 
     Returns:
         dict: the test metrics, and ``pictures``: the paths written.
     """
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = data_root
-    cfg.work_dir = work_dir
-    check_num_classes(cfg)
-    cfg = adapt_to_cpu(cfg)
+    cfg = prepare_config(config, cfg_options=cfg_options, data_root=data_root,
+                         work_dir=work_dir)
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = runner.test()

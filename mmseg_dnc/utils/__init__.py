@@ -1,3 +1,3 @@
-from .cpu import adapt_to_cpu, replace_sync_bn
+from .cpu import adapt_to_cpu, open_gloo_group, replace_sync_bn
 
-__all__ = ['adapt_to_cpu', 'replace_sync_bn']
+__all__ = ['adapt_to_cpu', 'open_gloo_group', 'replace_sync_bn']

@@ -73,9 +73,17 @@ def adapt_to_cpu(cfg: Config, launcher: str = 'none') -> Config:
         raise NotImplementedError(
             f"launcher='{launcher}' on a machine without CUDA: use torchrun "
             "(--launcher pytorch), which this project supports on CPU.")
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
-                                world_size=int(os.environ['WORLD_SIZE']))
-        print_log(f'CPU run: gloo process group {dist.get_rank()}/'
-                  f'{dist.get_world_size()}, SyncBN -> BN.', logger='current')
+    open_gloo_group()
     return cfg
+
+
+def open_gloo_group() -> None:
+    """Open the gloo process group from torchrun's environment (RANK,
+    WORLD_SIZE, MASTER_ADDR, MASTER_PORT), unless one is open: mmengine then
+    finds it open and skips its CUDA-only set-up."""
+    if dist.is_initialized():
+        return
+    dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                            world_size=int(os.environ['WORLD_SIZE']))
+    print_log(f'CPU run: gloo process group {dist.get_rank()}/{dist.get_world_size()}, '
+              'SyncBN -> BN.', logger='current')
