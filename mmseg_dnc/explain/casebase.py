@@ -21,7 +21,7 @@ from torch import Tensor
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.models import dnc_core
-from mmseg_dnc.visualization.panels import unpadded_feature_size
+from mmseg_dnc.visualization.geometry import unpadded_feature_size
 
 
 def _merge_topk(best: Dict[str, Tensor], scores: Tensor, payload: Dict[str, Tensor],

@@ -7,18 +7,15 @@ sub-centroid, h, w feature size, H, W image size.
 from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Rectangle
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.patches import Circle, Rectangle  # noqa: E402
-
-from mmseg_dnc.models import dnc_core  # noqa: E402
-from mmseg_dnc.visualization.panels import (  # noqa: E402
-    _boundaries, _colorize, to_original_size, unpadded_feature_size)
-from .data import read_rgb  # noqa: E402
+from mmseg_dnc.models import dnc_core
+from mmseg_dnc.visualization.colors import boundaries, colorize, subcentroid_colors
+from mmseg_dnc.visualization.geometry import to_original_size, unpadded_feature_size
+from .data import read_rgb
 
 
 @lru_cache(maxsize=64)
@@ -122,15 +119,14 @@ def explanation_panel(analysis: dict, case_base: dict, palette: Sequence,
     classes = case_base['classes']
     points = points or default_points(analysis)
     k_max = analysis['nearest'].max().item() + 1
-    fig = plt.figure(figsize=(18, 4.2 + 2.1 * len(points)))
+    fig = Figure(figsize=(18, 4.2 + 2.1 * len(points)))
     grid = fig.add_gridspec(1 + len(points), 1, height_ratios=[4.2] + [2.1] * len(points))
     top = grid[0].subgridspec(1, 4, wspace=0.05)
-    k_colors = (plt.get_cmap('tab10' if k_max <= 10 else 'tab20')(np.arange(20))[:, :3]
-                * 255).astype(np.uint8)
+    k_colors = subcentroid_colors(k_max)
     sub = k_colors[analysis['subcentroid'] % len(k_colors)]
-    sub[_boundaries(analysis['pred'])] = 0
+    sub[boundaries(analysis['pred'])] = 0
     pictures = [(analysis['image'], 'image and the explained pixels'),
-                (_colorize(analysis['pred'], palette), 'prediction'),
+                (colorize(analysis['pred'], palette), 'prediction'),
                 (sub, 'nearest sub-centroid of the predicted class'),
                 (analysis['margin'], 'confidence: p(best) - p(runner-up)')]
     for i, (picture, name) in enumerate(pictures):
@@ -177,7 +173,6 @@ def explanation_panel(analysis: dict, case_base: dict, palette: Sequence,
     if title:
         fig.suptitle(title, fontsize=13)
     fig.savefig(path, dpi=80, bbox_inches='tight')
-    plt.close(fig)
     return path
 
 
@@ -186,7 +181,8 @@ def class_gallery(case_base: dict, c: int, share: torch.Tensor, path: str,
     """Class c's sub-centroids, one row each, as their nearest training patches."""
     k = case_base['score'].shape[2]
     show = min(show, case_base['score'].shape[0])
-    fig, axes = plt.subplots(k, show, figsize=(1.6 * show + 2.4, 1.7 * k), squeeze=False)
+    fig = Figure(figsize=(1.6 * show + 2.4, 1.7 * k))
+    axes = fig.subplots(k, show, squeeze=False)
     for row in range(k):
         _patch_row(axes[row], case_base, c, row, show)
         axes[row, 0].set_ylabel(f'k={row}\nwins {100 * float(share[c, row]):.0f}%',
@@ -196,7 +192,6 @@ def class_gallery(case_base: dict, c: int, share: torch.Tensor, path: str,
                  "'wins': share of the class's training pixels nearest to it", fontsize=10)
     fig.tight_layout(rect=(0.02, 0, 1, 0.95))
     fig.savefig(path, dpi=70)
-    plt.close(fig)
     return path
 
 
@@ -206,7 +201,8 @@ def similarity_heatmap(sub_centroids: torch.Tensor, classes: Sequence[str], path
     flat = sub_centroids.float().reshape(c * k, d)
     sim = (flat @ flat.t()).numpy()
     side = min(16, 4 + 0.12 * c * k)
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    fig = Figure(figsize=(side + 1.5, side))
+    ax = fig.subplots()
     shown = ax.imshow(sim, cmap='RdBu_r', vmin=-1, vmax=1)
     fig.colorbar(shown, ax=ax, fraction=0.04, label='cosine')
     for b in range(1, c):
@@ -219,5 +215,4 @@ def similarity_heatmap(sub_centroids: torch.Tensor, classes: Sequence[str], path
     ax.set_title(f'similarity between all {c}x{k} sub-centroids (blocks: classes)')
     fig.tight_layout()
     fig.savefig(path, dpi=70)
-    plt.close(fig)
     return path

@@ -3,10 +3,7 @@ import json
 from collections import defaultdict
 from typing import Dict, List, Tuple
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 LOSS_KEYS = ('loss', 'decode.loss_ce', 'decode.loss_ppc', 'decode.loss_ppd', 'aux.loss_ce')
 
@@ -27,7 +24,8 @@ def read_scalars(path: str) -> Dict[str, List[Tuple[int, float]]]:
 def plot_training_curves(scalars_path: str, path: str, title: str = '') -> str:
     """Losses (log scale) and validation mIoU / mAcc against iterations."""
     series = read_scalars(scalars_path)
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(12, 4))
+    fig = Figure(figsize=(12, 4))
+    ax_loss, ax_val = fig.subplots(1, 2)
     for key in LOSS_KEYS:
         if key in series:
             steps, values = zip(*series[key])
@@ -52,5 +50,4 @@ def plot_training_curves(scalars_path: str, path: str, title: str = '') -> str:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path

@@ -2,57 +2,16 @@
 
 Shape legend: C classes, K sub-centroids per class, H, W image size.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from mmseg_dnc.models import DNCDecodeHead  # noqa: E402
-
-
-def unpadded_feature_size(img_shape, input_hw, feature_hw) -> Tuple[int, int]:
-    """The feature cells that cover the image itself, not the batch padding.
-
-    Args:
-        img_shape: (h, w) of the resized image inside the padded input.
-        input_hw: (H', W') of the padded network input.
-        feature_hw: (h', w') of the feature map.
-    """
-    return (max(1, round(img_shape[0] * feature_hw[0] / input_hw[0])),
-            max(1, round(img_shape[1] * feature_hw[1] / input_hw[1])))
-
-
-def to_original_size(logits: Tensor, nearest: Tensor, image: Tensor, ori_shape,
-                     align_corners: bool) -> dict:
-    """One image's outputs, cropped to the image, at its original size.
-
-    Args:
-        logits (Tensor): (C, h, w) class logits of the unpadded image.
-        nearest (Tensor): (C, h, w) nearest sub-centroid of each class.
-        image (Tensor): (3, h'', w'') BGR uint8 network input (before padding).
-        ori_shape: (H, W).
-
-    Returns:
-        dict of numpy arrays: ``image`` (H, W, 3) RGB uint8, ``prob`` (C, H, W)
-        softmax, ``pred`` (H, W), ``subcentroid`` (H, W) nearest sub-centroid
-        of the predicted class.
-    """
-    size = tuple(ori_shape)
-    prob = F.interpolate(logits[None], size=size, mode='bilinear',
-                         align_corners=align_corners)[0].softmax(dim=0)
-    pred = prob.argmax(dim=0)
-    near = F.interpolate(nearest[None].float(), size=size, mode='nearest').long()[0]
-    rgb = F.interpolate(image[None].float(), size=size, mode='bilinear')[0].flip(0)
-    return dict(image=rgb.permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy(),
-                prob=prob.cpu().numpy(), pred=pred.cpu().numpy(),
-                subcentroid=near.gather(0, pred[None])[0].cpu().numpy())
+from mmseg_dnc.models import DNCDecodeHead
+from .colors import boundaries, colorize, subcentroid_colors
+from .geometry import to_original_size, unpadded_feature_size
 
 
 @torch.no_grad()
@@ -86,21 +45,6 @@ def predict_with_subcentroids(model, data: dict) -> List[dict]:
     return results
 
 
-def _colorize(labels: np.ndarray, palette: Sequence, ignore: int = 255) -> np.ndarray:
-    colors = np.zeros((256, 3), np.uint8)
-    colors[:len(palette)] = np.asarray(palette, np.uint8)
-    out = colors[np.clip(labels, 0, 255)]
-    out[labels == ignore] = 0
-    return out
-
-
-def _boundaries(labels: np.ndarray) -> np.ndarray:
-    edge = np.zeros(labels.shape, bool)
-    edge[1:, :] |= labels[1:, :] != labels[:-1, :]
-    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-    return edge
-
-
 def save_prediction_panel(results: List[dict], classes: Sequence[str], palette: Sequence,
                           num_subcentroids: int, path: str, titles: Sequence[str] = ()):
     """One row per image: image | ground truth | prediction | nearest sub-centroid.
@@ -109,18 +53,18 @@ def save_prediction_panel(results: List[dict], classes: Sequence[str], palette: 
     sub-centroids is nearest (one colour per index k, the same for every
     class), with the predicted class boundaries in black.
     """
-    k_colors = (plt.get_cmap('tab10' if num_subcentroids <= 10 else 'tab20')(
-        np.arange(num_subcentroids))[:, :3] * 255).astype(np.uint8)
+    k_colors = subcentroid_colors(num_subcentroids)
     rows = len(results)
-    fig, axes = plt.subplots(rows, 4, figsize=(16, 3.2 * rows + 1.2), squeeze=False)
+    fig = Figure(figsize=(16, 3.2 * rows + 1.2))
+    axes = fig.subplots(rows, 4, squeeze=False)
     heads = ['image', 'ground truth', 'DNC prediction',
              f'nearest sub-centroid (of {num_subcentroids} per class)']
     for r, res in enumerate(results):
-        sub = k_colors[res['subcentroid'] % num_subcentroids]
-        sub[_boundaries(res['pred'])] = 0
-        gt = _colorize(res['gt'], palette) if res['gt'] is not None else \
+        sub = k_colors[res['subcentroid'] % len(k_colors)]
+        sub[boundaries(res['pred'])] = 0
+        gt = colorize(res['gt'], palette) if res['gt'] is not None else \
             np.zeros_like(res['image'])
-        for c, picture in enumerate([res['image'], gt, _colorize(res['pred'], palette), sub]):
+        for c, picture in enumerate([res['image'], gt, colorize(res['pred'], palette), sub]):
             ax = axes[r, c]
             ax.imshow(picture)
             ax.set_xticks([])
@@ -131,7 +75,8 @@ def save_prediction_panel(results: List[dict], classes: Sequence[str], palette: 
             axes[r, 0].set_ylabel(titles[r], fontsize=9)
     present = sorted({int(v) for res in results for v in np.unique(res['pred'])})
     class_legend = [Patch(color=np.asarray(palette[c]) / 255, label=classes[c]) for c in present]
-    k_legend = [Patch(color=k_colors[k] / 255, label=f'k={k}') for k in range(num_subcentroids)]
+    k_legend = [Patch(color=k_colors[k % len(k_colors)] / 255, label=f'k={k}')
+                for k in range(num_subcentroids)]
     fig.legend(handles=class_legend, loc='lower left', ncol=min(6, len(class_legend)),
                fontsize=9, title='classes (black: unlabelled)', bbox_to_anchor=(0.02, 0.0))
     fig.legend(handles=k_legend, loc='lower right', ncol=5, fontsize=9,
@@ -139,5 +84,4 @@ def save_prediction_panel(results: List[dict], classes: Sequence[str], palette: 
                bbox_to_anchor=(0.98, 0.0))
     fig.tight_layout(rect=(0, 1.1 / (3.2 * rows + 1.2), 1, 1))
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
