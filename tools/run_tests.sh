@@ -4,4 +4,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/tools/setup_env.sh"
 cd "$root"
-exec "${MMSEG_DNC_VENV:-$root/.venv}/bin/python" -m pytest tests "$@"
+exec "${MMSEG_DNC_VENV:-$root/.venv}/bin/python" -m pytest tests --durations=15 "$@"
