@@ -1,5 +1,5 @@
-"""Numerics of training: mixed precision (bfloat16 on the CPU) for hundreds of
-steps, a class with a single pixel, an image smaller than the crop, and a
+"""Numerics of training: mixed precision (bfloat16 on the CPU) for a hundred
+steps and more, a class with a single pixel, an image smaller than the crop, and a
 batch with non-finite features."""
 import glob
 import json
@@ -26,20 +26,20 @@ def scalars(work_dir):
     return [row for row in map(json.loads, open(path)) if 'loss' in row]
 
 
-def test_amp_on_cpu_300_steps_stay_finite(tmp_path):
+def test_amp_on_cpu_120_steps_stay_finite(tmp_path):
     proc = run_tool('train.py', TINY_CONFIG, '--amp', '--work-dir', str(tmp_path),
-                    '--cfg-options', 'train_cfg.max_iters=300', 'train_cfg.val_interval=300',
-                    'default_hooks.checkpoint.interval=300', 'model.decode_head.memory_size=16',
+                    '--cfg-options', 'train_cfg.max_iters=120', 'train_cfg.val_interval=120',
+                    'default_hooks.checkpoint.interval=120', 'model.decode_head.memory_size=16',
                     *TINY_DATA)
     assert 'mixed precision runs as bfloat16 autocast (CPUAmpOptimWrapper)' in proc.stdout
     rows = scalars(tmp_path)
-    assert len(rows) == 300
+    assert len(rows) == 120
     for key in ('loss', 'decode.loss_ce', 'decode.loss_ppc', 'decode.loss_ppd', 'aux.loss_ce'):
         assert all(math.isfinite(row[key]) for row in rows), key
-    # it learns: the last 50 steps' CE is below the first 50's
-    first, last = (sum(r['decode.loss_ce'] for r in part) / 50 for part in (rows[:50], rows[-50:]))
+    # it learns: the last 30 steps' CE is below the first 30's
+    first, last = (sum(r['decode.loss_ce'] for r in part) / 30 for part in (rows[:30], rows[-30:]))
     assert last < 0.8 * first, (first, last)
-    state = load_state(str(tmp_path / 'iter_300.pth'))['state_dict']
+    state = load_state(str(tmp_path / 'iter_120.pth'))['state_dict']
     sub = state['decode_head.sub_centroids']
     assert sub.dtype == torch.float32 and torch.isfinite(sub).all()
     torch.testing.assert_close(sub.norm(dim=-1), torch.ones(11, 10))
