@@ -34,6 +34,9 @@ NOT_CLS_SEG = {
                  'fine-grained features concatenated with the coarse logits (channels + '
                  'num_classes wide), not a 1x1 conv on a `channels`-wide map; put DNC on '
                  'the first stage of the cascade (FPNHead) instead',
+    'STDCHead': "STDC's detail head: it learns 0/1 boundaries (its loss_by_feat turns the "
+                'labels into boundary targets for a sigmoid loss), not classes; it is an '
+                'auxiliary head, keep it as it is',
     'VPDDepthHead': 'a depth regression head: it has no classes',
 }
 

@@ -381,7 +381,8 @@ class DNCDecodeHead(BaseDecodeHead):
         if samples is None:
             raise TypeError(f'{type(self).__name__}.loss: no batch_data_samples among '
                             'its arguments.')
-        seg_label = self._stack_batch_gt(samples)
+        # BaseDecodeHead's: PIDHead's own also stacks the edge maps
+        seg_label = BaseDecodeHead._stack_batch_gt(self, samples)
         self.check_labels(seg_label, samples)
         with self.classified() as calls:
             losses = decoder_loss(*args, **kwargs)
