@@ -301,3 +301,16 @@ def test_decoders_are_judged_by_their_cls_seg():
     with pytest.raises(ValueError, match='features .1, 4, 2, 2., 4 channels wide; DNC '
                                          'embeds `channels`=8'):
         head.cls_seg(torch.randn(1, 4, 2, 2))
+
+
+def test_predict_subcentroids_is_what_forward_classified():
+    model = build_model('ASPPHead', C).eval()
+    head = model.decode_head
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+        logits, nearest = head.predict_subcentroids(feats)
+        assert torch.equal(logits, head(feats))
+        emb, sub_scores, _ = head.classify(feats)
+    best = sub_scores.view(1, C, 10, 8, 8).gather(2, nearest[:, :, None]).squeeze(2)
+    assert torch.equal(best, sub_scores.view(1, C, 10, 8, 8).amax(dim=2))
+    assert emb.shape == (1, 32, 8, 8) and head._classified is None
