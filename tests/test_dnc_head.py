@@ -203,8 +203,10 @@ def test_bad_settings_fail_at_build(keys, message):
 
 @pytest.mark.parametrize('decoder, message', [
     ('NoSuchHead', "no such head in mmseg's MODELS registry"),
-    ('DepthwiseSeparableASPPHead', 'DepthwiseSeparableASPPHead.forward .from Depthwise'),
-    ('SegformerHead', 'SegformerHead has no `_forward_feature`'),
+    ('Mask2FormerHead', 'Mask2FormerHead is a mask-classification head'),
+    ('SegmenterMaskTransformerHead', 'is a mask-classification head .Segmenter'),
+    ('PointHead', 'its `cls_seg` is a Conv1d over sampled points'),
+    ('VPDDepthHead', 'a depth regression head'),
     ('ResNet', 'ResNet is not an mmseg decode head'),
     (None, 'DNCDecodeHead needs `decoder`'),
     ('', "decoder=''.: empty; give the type"),
@@ -267,3 +269,48 @@ def test_non_finite_subcentroids_in_a_checkpoint_are_refused():
     state['sub_centroids'][0, 0, 0] = float('nan')
     with pytest.raises(ValueError, match='holds 1 non-finite values.*earlier checkpoint'):
         MODELS.build(dict(BASE, type='DNCDecodeHead')).load_state_dict(state)
+
+
+def test_decoders_are_judged_by_their_cls_seg():
+    from mmseg.models.decode_heads import FCNHead
+
+    class NoClassifier(FCNHead):
+        def forward(self, inputs):
+            return self._forward_feature(inputs)
+
+    class TwoClassifiers(FCNHead):
+        def forward(self, inputs):
+            feat = self._forward_feature(inputs)
+            return self.cls_seg(feat) + self.cls_seg(feat)
+
+    class OwnClassifier(FCNHead):
+        def cls_seg(self, feat):
+            return feat
+
+    keys = dict(BASE, type='DNCDecodeHead', num_convs=1)
+    with pytest.raises(TypeError, match='NoClassifier never calls `cls_seg`'):
+        MODELS.build(dict(keys, decoder=NoClassifier))
+    with pytest.raises(TypeError, match=r'OwnClassifier classifies with its own `cls_seg` '
+                                        r'\(from OwnClassifier\)'):
+        MODELS.build(dict(keys, decoder=OwnClassifier))
+    head = MODELS.build(dict(keys, decoder=TwoClassifiers))
+    assert head([torch.randn(1, 8, 4, 4)]).shape == (1, 3, 4, 4)  # inference is the decoder's
+    with pytest.raises(RuntimeError, match='training step called cls_seg 2 times'):
+        head.loss([torch.randn(1, 8, 4, 4)], make_batch(torch.zeros(1, 4, 4).long())[
+            'data_samples'], None)
+    with pytest.raises(ValueError, match='features .1, 4, 2, 2., 4 channels wide; DNC '
+                                         'embeds `channels`=8'):
+        head.cls_seg(torch.randn(1, 4, 2, 2))
+
+
+def test_predict_subcentroids_is_what_forward_classified():
+    model = build_model('ASPPHead', C).eval()
+    head = model.decode_head
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+        logits, nearest = head.predict_subcentroids(feats)
+        assert torch.equal(logits, head(feats))
+        emb, sub_scores, _ = head.classify(feats)
+    best = sub_scores.view(1, C, 10, 8, 8).gather(2, nearest[:, :, None]).squeeze(2)
+    assert torch.equal(best, sub_scores.view(1, C, 10, 8, 8).amax(dim=2))
+    assert emb.shape == (1, 32, 8, 8) and head._classified is None

@@ -12,7 +12,6 @@ from PIL import Image
 
 from mmseg.registry import DATASETS
 from mmseg_dnc.explain import build_case_base, diversity, one_by_one
-from mmseg_dnc.models import dnc_core
 from .conftest import CAMVID, ROOT, build_model
 from .conftest import TINY_CONFIG as CONFIG
 
@@ -43,8 +42,8 @@ def brute_force(model, dataset):
         batch = model.data_preprocessor(dict(inputs=[data['inputs']],
                                              data_samples=[data['data_samples']]), False)
         with torch.no_grad():
-            emb = head.embed(head._forward_feature(model.extract_feat(batch['inputs'])))
-            scores = dnc_core.subcentroid_scores(emb, head.sub_centroids)[0]
+            emb, scores, _ = head.classify(model.extract_feat(batch['inputs']))
+            scores = scores[0]
         h, w = data['data_samples'].img_shape
         # the feature cells covering the image, per axis (the input may be unpadded)
         fh = round(h * emb.shape[-2] / batch['inputs'].shape[-2])

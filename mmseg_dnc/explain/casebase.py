@@ -20,7 +20,6 @@ from torch import Tensor
 
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.models import DNCDecodeHead
-from mmseg_dnc.models import dnc_core
 from mmseg_dnc.visualization.geometry import unpadded_feature_size
 
 
@@ -75,9 +74,8 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True) ->
     bar = ProgressBar(len(dataloader.dataset)) if progress else None
     for data in dataloader:
         batch = model.data_preprocessor(data, False)
-        feats = head._forward_feature(model.extract_feat(batch['inputs']))
-        emb = head.embed(feats)  # (B, D, h, w)
-        sub_scores = dnc_core.subcentroid_scores(emb, head.sub_centroids)
+        # (B, D, h, w) embeddings, (B, C*K, h, w) scores
+        emb, sub_scores, _ = head.classify(model.extract_feat(batch['inputs']))
         b, _, h, w = emb.shape
         stride = batch['inputs'].shape[-1] / w
         for i, sample in enumerate(batch['data_samples']):

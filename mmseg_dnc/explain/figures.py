@@ -48,11 +48,9 @@ def analyse(model, data: dict) -> dict:
     model.eval()
     batch = model.data_preprocessor(data, False)
     sample = batch['data_samples'][0]
-    feats = head._forward_feature(model.extract_feat(batch['inputs']))
-    sub_scores = dnc_core.subcentroid_scores(head.embed(feats), head.sub_centroids)
+    _, sub_scores, logits = head.classify(model.extract_feat(batch['inputs']))
     cos = dnc_core.class_scores(sub_scores, head.num_classes, head.subcentroid_active)
     nearest = dnc_core.nearest_subcentroid(sub_scores, head.num_classes, head.subcentroid_active)
-    logits = head.logits_from_scores(sub_scores)
     fh, fw = unpadded_feature_size(sample.img_shape, batch['inputs'].shape[2:],
                                    logits.shape[2:])
     logits, cos, nearest = logits[0, :, :fh, :fw], cos[0, :, :fh, :fw], nearest[0, :, :fh, :fw]

@@ -1,6 +1,7 @@
 """What DNCDecodeHead checks when it is built: the decoder it extends, its
 DNC settings, and the init_cfg of the 1x1 conv it removes. Every failure
 names the key or type and what would work."""
+import inspect
 import math
 from numbers import Integral, Real
 from typing import List, Optional
@@ -9,30 +10,70 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
 SEAM_HELP = (
-    'DNCDecodeHead needs a decoder whose forward is `_forward_feature(inputs)` '
-    'followed by `cls_seg(feat)`, as FCNHead, ASPPHead, PSPHead and UPerHead '
-    'in mmseg 1.x')
+    'DNCDecodeHead replaces `cls_seg`, the 1x1 conv that nearly every mmseg head '
+    'applies last to a `channels`-wide feature map (FCN, DeepLabV3(+), PSP, UPer, '
+    'SegFormer, OCR, SegNeXt, ...); a head that classifies otherwise cannot carry it')
+
+# mmseg 1.2.2's heads that have no per-pixel `cls_seg` to replace, and why
+NOT_CLS_SEG = {
+    'MaskFormerHead': 'a mask-classification head (MaskFormer): it predicts N query masks '
+                      'and one class per mask, not a class per pixel by `cls_seg`',
+    'Mask2FormerHead': 'a mask-classification head (Mask2Former): it predicts N query '
+                       'masks and one class per mask, not a class per pixel by `cls_seg`',
+    'IterativeDecodeHead': "a mask-classification head (K-Net): its kernels start as its "
+                           "kernel_generate_head's `conv_seg` weights and are updated per "
+                           'image, so there is no fixed 1x1 classifier to replace',
+    'KernelUpdateHead': "a stage of K-Net's IterativeDecodeHead (mask classification), "
+                        'not a decode head',
+    'SegmenterMaskTransformerHead': "a mask-classification head (Segmenter's mask "
+                                    'transformer): classes are learned class tokens '
+                                    'multiplied with patch embeddings; it deletes `conv_seg`',
+    'SideAdapterCLIPHead': 'a mask-classification head (SAN): masks are classified by '
+                           'CLIP text embeddings; it deletes `conv_seg`',
+    'PointHead': "PointRend's point head: its `cls_seg` is a Conv1d over sampled points' "
+                 'fine-grained features concatenated with the coarse logits (channels + '
+                 'num_classes wide), not a 1x1 conv on a `channels`-wide map; put DNC on '
+                 'the first stage of the cascade (FPNHead) instead',
+    'STDCHead': "STDC's detail head: it learns 0/1 boundaries (its loss_by_feat turns the "
+                'labels into boundary targets for a sigmoid loss), not classes; it is an '
+                'auxiliary head, keep it as it is',
+    'VPDDepthHead': 'a depth regression head: it has no classes',
+}
+
+
+def _names_cls_seg(cls: type) -> bool:
+    """Whether some method that ``cls`` uses, defined below BaseDecodeHead,
+    reads ``cls_seg`` (the methods it overrides do not count)."""
+    names = {name for klass in cls.__mro__ if issubclass(klass, BaseDecodeHead)
+             and klass is not BaseDecodeHead for name in vars(klass)}
+    for name in names:
+        code = getattr(inspect.getattr_static(cls, name), '__code__', None)
+        if code is not None and 'cls_seg' in code.co_names:
+            return True
+    return False
 
 
 def seam_error(decoder_cls: type) -> Optional[str]:
     """Why ``decoder_cls`` cannot carry DNC, or None when it can."""
     name = decoder_cls.__name__
+    known = next((NOT_CLS_SEG[c.__name__] for c in decoder_cls.__mro__
+                  if c.__name__ in NOT_CLS_SEG), None)
+    if known is not None:
+        return f'{name} is {known}'
     if not (isinstance(decoder_cls, type) and issubclass(decoder_cls, BaseDecodeHead)):
         return f'{name} is not an mmseg decode head (a BaseDecodeHead subclass)'
-    feature_owner = next((c for c in decoder_cls.__mro__
-                          if '_forward_feature' in vars(c)), None)
-    forward_owner = next(c for c in decoder_cls.__mro__ if 'forward' in vars(c))
-    if feature_owner is None:
-        return f'{name} has no `_forward_feature`'
-    if not issubclass(feature_owner, forward_owner):
-        return (f'{name}.forward (from {forward_owner.__name__}) does not go '
-                f'through `_forward_feature` (from {feature_owner.__name__})')
+    owner = next(c for c in decoder_cls.__mro__ if 'cls_seg' in vars(c))
+    if owner is not BaseDecodeHead:
+        return (f'{name} classifies with its own `cls_seg` (from {owner.__name__}), '
+                "not BaseDecodeHead's 1x1 conv")
+    if not _names_cls_seg(decoder_cls):
+        return f'{name} never calls `cls_seg`'
     return None
 
 
 def resolve_decoder(decoder) -> type:
     """The decoder class named by ``decoder`` (a registry name or a class),
-    checked to have the ``_forward_feature``/``cls_seg`` seam."""
+    checked to classify with BaseDecodeHead's ``cls_seg``."""
     if decoder is None:
         raise TypeError(
             "DNCDecodeHead needs `decoder`: the type the decode head had before, "

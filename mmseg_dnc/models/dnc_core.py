@@ -45,7 +45,9 @@ def embed(features: Tensor, ln_weight: Tensor, ln_bias: Tensor,
         that the (N, D) view used in training is free.
     """
     x = features.permute(0, 2, 3, 1)  # (B, h, w, D)
-    x = F.layer_norm(x, x.shape[-1:], ln_weight, ln_bias, ln_eps)
+    # the parameters' (static) shape, not the tensor's: exporters with dynamic
+    # H, W trace a tensor's shape as a runtime value, which LayerNorm refuses
+    x = F.layer_norm(x, ln_weight.shape, ln_weight, ln_bias, ln_eps)
     x = F.normalize(x, p=2, dim=-1)
     return x.permute(0, 3, 1, 2)
 

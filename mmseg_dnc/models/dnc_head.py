@@ -7,17 +7,21 @@ The user's contract: in the decode head of any mmseg config set
 
 Building ``DNCDecodeHead(decoder='ASPPHead', ...)`` returns an instance of a
 class derived from both this class and ``ASPPHead`` (named ``DNCASPPHead``),
-so the decoder's modules, state_dict keys and ``_forward_feature`` are
-exactly mmseg's, and only ``cls_seg`` (and the training step) differ.
+so the decoder's modules, state_dict keys and ``forward`` are exactly mmseg's,
+and only ``cls_seg`` (and the training step) differ. ``cls_seg`` is the seam:
+nearly every mmseg head ends its ``forward`` in it, whatever it does before
+(DeepLabV3+, SegFormer, OCR, SegNeXt, ...).
 
 Shape legend: B batch, C classes, K sub-centroids per class, D embedding
 width (the decoder's ``channels``), h, w feature size, N = B*h*w, M labelled
 pixels.
 """
+import inspect
 import logging
 import math
 import sys
-from typing import Dict, Sequence, Tuple, Union
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -35,6 +39,13 @@ from .build_checks import check_settings, resolve_decoder, without_conv_seg
 from .subcentroid_memory import enqueue_, stored_entries
 
 _DNC_CLASSES: Dict[type, type] = {}
+
+
+class Classified(NamedTuple):
+    """What one ``cls_seg`` call computed."""
+    embeddings: Tensor  # (B, D, h, w) unit embeddings
+    sub_scores: Tensor  # (B, C*K, h, w) cosine to every sub-centroid
+    logits: Tensor  # (B, C, h, w) class logits
 
 
 def dnc_class_for(decoder_cls: type) -> type:
@@ -106,6 +117,9 @@ class DNCDecodeHead(BaseDecodeHead):
         **kwargs: the decoder's arguments (in_channels, channels,
             num_classes, loss_decode, ...).
     """
+
+    # the cls_seg calls recorded while classified() listens; None otherwise
+    _classified = None
 
     def __new__(cls, *args, decoder=None, **kwargs):
         if cls is DNCDecodeHead:
@@ -268,50 +282,113 @@ class DNCDecodeHead(BaseDecodeHead):
         if self.score_norm is None:
             return (scores / self.score_temperature).contiguous()
         scores = scores.permute(0, 2, 3, 1)  # (B, h, w, C): a free view
-        scores = F.layer_norm(scores, scores.shape[-1:], self.score_norm.weight,
+        # the norm's own (static) shape, not the tensor's: exporters with
+        # dynamic H, W trace a tensor's shape as a runtime value
+        scores = F.layer_norm(scores, self.score_norm.normalized_shape, self.score_norm.weight,
                               self.score_norm.bias, self.score_norm.eps)
         return scores.permute(0, 3, 1, 2).contiguous()
 
     def cls_seg(self, feat: Tensor) -> Tensor:
-        """Nearest-sub-centroid classification: (B, channels, h, w) -> (B, C, h, w)."""
-        sub_scores = dnc_core.subcentroid_scores(self.embed(feat), self.sub_centroids)
-        return self.logits_from_scores(sub_scores)
+        """Nearest-sub-centroid classification: (B, channels, h, w) -> (B, C, h, w).
 
-    def forward(self, inputs) -> Tensor:
-        """Multi-level features -> (B, C, h, w) logits, like mmseg's heads."""
-        return self.cls_seg(self._forward_feature(inputs))
+        The seam: the decoder's own ``forward`` ends in this call, whatever it
+        does before. While :meth:`classified` listens, each call also records
+        its embeddings and scores, so the training step learns from exactly
+        what was classified, with no second forward pass.
+        """
+        if feat.shape[1] != self.channels:
+            raise ValueError(
+                f'{type(self).__name__}.cls_seg got features {tuple(feat.shape)}, '
+                f'{feat.shape[1]} channels wide; DNC embeds `channels`={self.channels}. '
+                f'The decoder {self.decoder_type} calls cls_seg on another width: it '
+                'cannot carry DNC.')
+        sub_centroids = self.sub_centroids
+        if self._classified is not None and torch.is_grad_enabled():
+            # a copy: backward needs the scores' weights as they were before
+            # the in-place update of the training step
+            sub_centroids = sub_centroids.clone()
+        embeddings = self.embed(feat)
+        sub_scores = dnc_core.subcentroid_scores(embeddings, sub_centroids)
+        logits = self.logits_from_scores(sub_scores)
+        if self._classified is not None:
+            self._classified.append(Classified(embeddings, sub_scores, logits))
+        return logits
+
+    @contextmanager
+    def classified(self) -> Iterator[List['Classified']]:
+        """Within the block, every ``cls_seg`` call appends its
+        :class:`Classified` to the list this yields."""
+        if self._classified is not None:
+            raise RuntimeError(f'{type(self).__name__}.classified() does not nest.')
+        self._classified = calls = []
+        try:
+            yield calls
+        finally:
+            self._classified = None
+
+    def classify(self, inputs, *args) -> 'Classified':
+        """The decoder's forward on ``inputs`` (and, for a cascade stage,
+        ``prev_output``), returning what its ``cls_seg`` computed.
+
+        Returns:
+            Classified: embeddings (B, D, h, w), sub-centroid scores
+            (B, C*K, h, w) and logits (B, C, h, w).
+        """
+        with self.classified() as calls:
+            self.forward(inputs, *args)
+        return self._one_call(calls, 'forward')
+
+    def _one_call(self, calls: List['Classified'], where: str) -> 'Classified':
+        if len(calls) != 1:
+            raise RuntimeError(
+                f'{type(self).__name__}: the {self.decoder_type} {where} called cls_seg '
+                f'{len(calls)} times; DNC learns from exactly one classification per '
+                'step, so this decoder cannot carry it.')
+        return calls[0]
 
     @torch.no_grad()
-    def predict_subcentroids(self, inputs) -> Tuple[Tensor, Tensor]:
+    def predict_subcentroids(self, inputs, *args) -> Tuple[Tensor, Tensor]:
         """Logits and, for each class, its nearest sub-centroid, per pixel.
 
         Args:
-            inputs: multi-level features, as for ``forward``.
+            inputs: multi-level features, as for ``forward`` (and
+                ``prev_output`` for a cascade stage).
 
         Returns:
             tuple[Tensor, Tensor]: logits (B, C, h, w) and nearest (B, C, h, w)
             int64 in [0, K): ``nearest[:, c]`` is the sub-centroid of class c
             closest to each pixel (the one that decides the class score).
         """
-        sub_scores = dnc_core.subcentroid_scores(
-            self.embed(self._forward_feature(inputs)), self.sub_centroids)
-        nearest = dnc_core.nearest_subcentroid(sub_scores, self.num_classes,
+        out = self.classify(inputs, *args)
+        nearest = dnc_core.nearest_subcentroid(out.sub_scores, self.num_classes,
                                                self.subcentroid_active)
-        return self.logits_from_scores(sub_scores), nearest
+        return out.logits, nearest
 
     # --------------------------------------------------------------- training
-    def loss(self, inputs: Tuple[Tensor], batch_data_samples, train_cfg) -> dict:
-        """mmseg's losses on the class logits, plus ``loss_ppc`` and
-        ``loss_ppd``; moves the sub-centroids one momentum step."""
-        embeddings = self.embed(self._forward_feature(inputs))
-        # a copy: backward needs the scores' weights as they were before the
-        # in-place update below
-        sub_scores = dnc_core.subcentroid_scores(embeddings, self.sub_centroids.clone())
-        seg_logits = self.logits_from_scores(sub_scores)
-        seg_label = self._stack_batch_gt(batch_data_samples)
-        self.check_labels(seg_label, batch_data_samples)
-        losses = self.loss_by_feat(seg_logits, batch_data_samples)
-        losses.update(self.learn_subcentroids(embeddings, sub_scores, seg_logits, seg_label))
+    def loss(self, *args, **kwargs) -> dict:
+        """The decoder's own ``loss`` (its forward and its ``loss_by_feat``:
+        every classifier it trains keeps its loss), plus ``loss_ppc`` and
+        ``loss_ppd`` on what ``cls_seg`` classified; moves the sub-centroids one
+        momentum step.
+
+        Takes the decoder's arguments: ``(inputs, batch_data_samples,
+        train_cfg)``, or ``(inputs, prev_output, batch_data_samples,
+        train_cfg)`` for a cascade stage such as OCRHead.
+        """
+        decoder_loss = super().loss
+        samples = inspect.signature(decoder_loss).bind(*args, **kwargs).arguments.get(
+            'batch_data_samples')
+        if samples is None:
+            raise TypeError(f'{type(self).__name__}.loss: no batch_data_samples among '
+                            'its arguments.')
+        # BaseDecodeHead's: PIDHead's own also stacks the edge maps
+        seg_label = BaseDecodeHead._stack_batch_gt(self, samples)
+        self.check_labels(seg_label, samples)
+        with self.classified() as calls:
+            losses = decoder_loss(*args, **kwargs)
+        out = self._one_call(calls, 'training step')
+        losses.update(self.learn_subcentroids(out.embeddings, out.sub_scores, out.logits,
+                                              seg_label))
         return losses
 
     def check_labels(self, seg_label: Tensor, batch_data_samples) -> None:

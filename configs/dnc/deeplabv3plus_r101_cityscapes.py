@@ -1,0 +1,16 @@
+# DNC on Cityscapes: DeepLabV3+, ResNet-101-D8, 512x1024 crops, 80k iterations, 4 GPUs x 2 images.
+# Parametric twin (same model, data and schedule, 1x1 conv head):
+#   mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb2-80k_cityscapes-512x1024.py
+# Only the decode head differs: its type, plus the DNC keys at the paper's settings.
+_base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb2-80k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['mmseg_dnc'], allow_failed_imports=False)
+model = dict(
+    decode_head=dict(
+        type='DNCDecodeHead',
+        decoder='DepthwiseSeparableASPPHead',
+        num_subcentroids=10,
+        momentum=0.999,
+        sinkhorn_epsilon=0.05,
+        sinkhorn_iterations=3,
+        loss_ppc_weight=0.01,
+        loss_ppd_weight=0.001))

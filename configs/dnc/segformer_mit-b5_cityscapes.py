@@ -1,0 +1,16 @@
+# DNC on Cityscapes: SegFormer, MiT-B5, 1024x1024 crops, 160k iterations, 8 GPUs x 1 image.
+# Parametric twin (same model, data and schedule, 1x1 conv head):
+#   mmseg::segformer/segformer_mit-b5_8xb1-160k_cityscapes-1024x1024.py
+# Only the decode head differs: its type, plus the DNC keys at the paper's settings.
+_base_ = 'mmseg::segformer/segformer_mit-b5_8xb1-160k_cityscapes-1024x1024.py'
+custom_imports = dict(imports=['mmseg_dnc'], allow_failed_imports=False)
+model = dict(
+    decode_head=dict(
+        type='DNCDecodeHead',
+        decoder='SegformerHead',
+        num_subcentroids=10,
+        momentum=0.999,
+        sinkhorn_epsilon=0.05,
+        sinkhorn_iterations=3,
+        loss_ppc_weight=0.01,
+        loss_ppd_weight=0.001))
