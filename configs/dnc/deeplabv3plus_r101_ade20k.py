@@ -1,7 +1,8 @@
 # DNC on ADE20K: DeepLabV3+, ResNet-101-D8, 512x512 crops, 160k iterations, 4 GPUs x 4 images.
 # Parametric twin (same model, data and schedule, 1x1 conv head):
 #   mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-160k_ade20k-512x512.py
-# Only the decode head differs: its type, plus the DNC keys at the paper's settings.
+# Only the decode head differs: its type, plus the DNC keys at the paper's settings
+# (and checkpoints are written by mmseg_dnc's SafeCheckpointHook: atomic saves).
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb4-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmseg_dnc'], allow_failed_imports=False)
 model = dict(
@@ -14,3 +15,4 @@ model = dict(
         sinkhorn_iterations=3,
         loss_ppc_weight=0.01,
         loss_ppd_weight=0.001))
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))

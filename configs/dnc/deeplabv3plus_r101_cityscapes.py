@@ -1,7 +1,8 @@
 # DNC on Cityscapes: DeepLabV3+, ResNet-101-D8, 512x1024 crops, 80k iterations, 4 GPUs x 2 images.
 # Parametric twin (same model, data and schedule, 1x1 conv head):
 #   mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb2-80k_cityscapes-512x1024.py
-# Only the decode head differs: its type, plus the DNC keys at the paper's settings.
+# Only the decode head differs: its type, plus the DNC keys at the paper's settings
+# (and checkpoints are written by mmseg_dnc's SafeCheckpointHook: atomic saves).
 _base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['mmseg_dnc'], allow_failed_imports=False)
 model = dict(
@@ -14,3 +15,4 @@ model = dict(
         sinkhorn_iterations=3,
         loss_ppc_weight=0.01,
         loss_ppd_weight=0.001))
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
