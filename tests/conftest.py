@@ -2,8 +2,11 @@
 import logging
 import os
 import os.path as osp
+import runpy
 import subprocess
 import sys
+import tempfile
+import traceback
 
 import pytest
 import torch
@@ -109,13 +112,60 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
     assert expected['param_schedulers'] == actual['param_schedulers']
 
 
-def run_tool(tool, *args, check=True):
-    """``python tools/<tool> args...`` from the project root; tests/ importable
-    (configs may import the helper hooks of tests/train_hooks.py)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (ROOT, os.environ.get('PYTHONPATH')) if p))
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool), *args],
-                          capture_output=True, text=True, cwd=ROOT, env=env)
+def _to_own_streams(stdout, stderr) -> None:
+    """In a forked child: sys.stdout/err, and every logging stream handler
+    made before the fork (mmengine's loggers write to the stdout they were
+    made with: pytest's capture here), to these."""
+    old_err = (sys.stderr, sys.__stderr__)
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)] + list(MMLogger._instance_dict.values())
+    for logger in loggers:
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setStream(stderr if handler.stream in old_err else stdout)
+    sys.stdout, sys.stderr = stdout, stderr
+
+
+def run_tool(tool, *args, check=True) -> subprocess.CompletedProcess:
+    """``python tools/<tool> args...`` from the project root, tests/ importable
+    (configs may import the helper hooks of tests/train_hooks.py), as a
+    process of its own: a child forked from this one, which has torch, mmseg
+    and mmseg_dnc imported already (a fresh interpreter spends seconds on
+    that). Whatever the tool changes or does to itself (a kill) stays in the
+    child. Returns its exit status (-N: killed by signal N), stdout, stderr."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            code = 1
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                _to_own_streams(open(1, 'w', buffering=1, closefd=False),
+                                open(2, 'w', buffering=1, closefd=False))
+                os.chdir(ROOT)
+                sys.path.insert(0, ROOT)
+                sys.argv = [osp.join(ROOT, 'tools', tool), *map(str, args)]
+                runpy.run_path(sys.argv[0], run_name='__main__')
+                code = 0
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (
+                    0 if stop.code is None else (print(stop.code, file=sys.stderr) or 1))
+            except BaseException:  # noqa: BLE001  (reported as an interpreter would)
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(
+            [sys.executable, osp.join(ROOT, 'tools', tool), *args], returncode,
+            out.read().decode(errors='replace'), err.read().decode(errors='replace'))
     if check and proc.returncode != 0:
         raise AssertionError(f'{tool} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
     return proc

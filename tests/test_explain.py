@@ -1,8 +1,6 @@
 """Case-based explanations: the case base really holds the nearest pixels, the
 replaced sub-centroids are real unit embeddings, the pictures are written."""
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from PIL import Image
 
 from mmseg.registry import DATASETS
 from mmseg_dnc.explain import build_case_base, diversity, one_by_one
-from .conftest import CAMVID, ROOT, build_model
+from .conftest import CAMVID, ROOT, build_model, run_tool
 from .conftest import TINY_CONFIG as CONFIG
 
 
@@ -105,15 +103,10 @@ def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):
     ckpt = str(tmp_path / 'model.pth')
     with open(osp.join(work_dir, 'iter_4.pth'), 'rb') as src, open(ckpt, 'wb') as dst:
         dst.write(src.read())
-    env_cmd = [sys.executable]
-    snap = subprocess.run(
-        env_cmd + [osp.join(ROOT, 'tools', 'snap_subcentroids.py'), CONFIG, ckpt, '--data-root',
-                   CAMVID, '--top-n', '3', '--replace', '--work-dir', str(tmp_path / 'wd'),
-                   '--cfg-options', 'train_dataloader.dataset.indices=6',
-                   'test_dataloader.dataset.indices=3'],
-        capture_output=True, text=True, cwd=ROOT)
+    snap = run_tool('snap_subcentroids.py', CONFIG, ckpt, '--data-root', CAMVID, '--top-n', '3',
+                    '--replace', '--work-dir', str(tmp_path / 'wd'), '--cfg-options',
+                    'train_dataloader.dataset.indices=6', 'test_dataloader.dataset.indices=3')
     out = snap.stdout + snap.stderr
-    assert snap.returncode == 0, out[-3000:]
     assert '| Road |' in out and 'mIoU: learned sub-centroids' in out
     from mmseg_dnc.checkpoint import load_checkpoint_file
     case_base = load_checkpoint_file(str(tmp_path / 'model.casebase.pth'))
@@ -126,30 +119,22 @@ def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):
 
     image = osp.join(CAMVID, 'val', '0016E5_07959.png')
     panel = tmp_path / 'panel.png'
-    proc = subprocess.run(
-        env_cmd + [osp.join(ROOT, 'tools', 'explain_prediction.py'), CONFIG, ckpt, image,
-                   '--out', str(panel), '--points', '300,100', '50,400'],
-        capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    run_tool('explain_prediction.py', CONFIG, ckpt, image, '--out', str(panel), '--points',
+             '300,100', '50,400')
     picture = np.asarray(Image.open(panel).convert('L'))
     assert picture.shape[0] > 500 and picture.std() > 10
 
-    proc = subprocess.run(
-        env_cmd + [osp.join(ROOT, 'tools', 'subcentroid_gallery.py'), CONFIG, ckpt,
-                   '--classes', 'Road', 'Sky', '--out-dir', str(tmp_path / 'gallery')],
-        capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    run_tool('subcentroid_gallery.py', CONFIG, ckpt, '--classes', 'Road', 'Sky', '--out-dir',
+             str(tmp_path / 'gallery'))
     for name in ('Road.png', 'Sky.png', 'similarity.png'):
         assert np.asarray(Image.open(tmp_path / 'gallery' / name).convert('L')).std() > 10
 
 
 def test_explain_without_case_base_says_how_to_make_it(trained, tmp_path):
     work_dir, _ = trained
-    proc = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'explain_prediction.py'), CONFIG,
-         osp.join(work_dir, 'iter_4.pth'), osp.join(CAMVID, 'val', '0016E5_07959.png'),
-         '--case-base', str(tmp_path / 'none.pth')],
-        capture_output=True, text=True, cwd=ROOT)
+    proc = run_tool('explain_prediction.py', CONFIG, osp.join(work_dir, 'iter_4.pth'),
+                    osp.join(CAMVID, 'val', '0016E5_07959.png'), '--case-base',
+                    str(tmp_path / 'none.pth'), check=False)
     assert proc.returncode != 0 and 'tools/snap_subcentroids.py' in proc.stderr
 
 
