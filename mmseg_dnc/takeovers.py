@@ -9,8 +9,10 @@ mmengine, mmcv and mmseg as they are:
                        library's): torch's weights-only unpickler with
                        mmengine's own objects allowed. Off, mmengine 0.10.7
                        cannot load its own checkpoints under torch >= 2.6.
-``resume``             ``Runner.resume``: the loaded checkpoint is checked
-                       before mmengine reads and acts on it.
+``resume``             the checks of a resumed checkpoint, before mmengine
+                       reads and acts on it (``Runner.resume`` stays wrapped,
+                       to tell ``SafeCheckpointHook`` that a resume is under
+                       way: it restores the random generators and the run id).
 ``inferencer``         ``BaseInferencer``: weights without a config (which
                        would execute the checkpoint's config text) refused.
 ``checkpoint_hook``    the ``CheckpointHook`` registry entry: atomic saves,

@@ -1,6 +1,13 @@
 """Shared fixtures: tiny CPU versions of mmseg's own base models, real data."""
-import logging
 import os
+
+# one torch thread per test process (tools/run_tests.sh runs one per core), set
+# before torch starts its thread pool: run_tool forks, and a fork after a
+# multi-threaded OpenMP region is not safe
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+import ctypes  # noqa: E402
+import logging  # noqa: E402
 import os.path as osp
 import runpy
 import subprocess
@@ -12,6 +19,7 @@ import pytest
 import torch
 from mmengine.hub import get_config
 from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
 import mmseg_dnc  # noqa: F401  (registers DNCDecodeHead)
@@ -112,19 +120,24 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
     assert expected['param_schedulers'] == actual['param_schedulers']
 
 
-def _to_own_streams(stdout, stderr) -> None:
-    """In a forked child: sys.stdout/err, and every logging stream handler
-    made before the fork (mmengine's loggers write to the stdout they were
-    made with: pytest's capture here), to these."""
+def _as_a_fresh_process(stdout, stderr) -> None:
+    """In a forked child, what a fresh interpreter would not have from this
+    one: pytest's root log handlers, mmengine's loggers and default scope
+    (the tool makes its own); sys.stdout/err and the stream handlers of the
+    other loggers made before the fork go to ``stdout`` and ``stderr``."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    MMLogger._instance_dict.clear()
+    DefaultScope._instance_dict.clear()
     old_err = (sys.stderr, sys.__stderr__)
-    loggers = [logging.getLogger()] + [
-        logger for logger in logging.Logger.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)] + list(MMLogger._instance_dict.values())
-    for logger in loggers:
-        for handler in logger.handlers:
+    for logger in logging.Logger.manager.loggerDict.values():
+        for handler in getattr(logger, 'handlers', ()):
             if type(handler) is logging.StreamHandler:
                 handler.setStream(stderr if handler.stream in old_err else stdout)
     sys.stdout, sys.stderr = stdout, stderr
+    os.environ['PYTHONPATH'] = os.pathsep.join(
+        p for p in (ROOT, os.environ.get('PYTHONPATH')) if p)
 
 
 def run_tool(tool, *args, check=True) -> subprocess.CompletedProcess:
@@ -143,8 +156,8 @@ def run_tool(tool, *args, check=True) -> subprocess.CompletedProcess:
             try:
                 os.dup2(out.fileno(), 1)
                 os.dup2(err.fileno(), 2)
-                _to_own_streams(open(1, 'w', buffering=1, closefd=False),
-                                open(2, 'w', buffering=1, closefd=False))
+                _as_a_fresh_process(open(1, 'w', buffering=1, closefd=False),
+                                    open(2, 'w', buffering=1, closefd=False))
                 os.chdir(ROOT)
                 sys.path.insert(0, ROOT)
                 sys.argv = [osp.join(ROOT, 'tools', tool), *map(str, args)]
@@ -158,8 +171,14 @@ def run_tool(tool, *args, check=True) -> subprocess.CompletedProcess:
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
+                ctypes.CDLL(None).fflush(None)  # C-level output too
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except BaseException:  # interrupted: leave no child running
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise
         returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)

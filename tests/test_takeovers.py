@@ -15,7 +15,7 @@ from mmseg_dnc import checkpoint as safe_loading
 from mmseg_dnc.datasets import CheckedLoadAnnotations, CheckedLoadImageFromFile
 from mmseg_dnc.engine import SafeCheckpointHook, resume_guard
 from mmseg_dnc.takeovers import NAMES, opted_out
-from .conftest import ROOT
+from .conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
 
 
 def test_opt_out_names_are_parsed_and_unknown_ones_refused():
@@ -27,9 +27,9 @@ def test_opt_out_names_are_parsed_and_unknown_ones_refused():
         opted_out('checkpoint_hooks')
 
 
+@pytest.mark.skipif(bool(os.environ.get('MMSEG_DNC_OPT_OUT')),
+                    reason='this process was started with MMSEG_DNC_OPT_OUT set')
 def test_by_default_every_change_is_made():
-    # this process imported mmseg_dnc without MMSEG_DNC_OPT_OUT (conftest)
-    assert os.environ.get('MMSEG_DNC_OPT_OUT') is None
     assert HOOKS.get('CheckpointHook') is SafeCheckpointHook
     assert TRANSFORMS.get('LoadImageFromFile') is CheckedLoadImageFromFile
     assert TRANSFORMS.get('LoadAnnotations') is CheckedLoadAnnotations
@@ -43,7 +43,6 @@ import mmcv.transforms, mmengine.hooks, mmseg.datasets.transforms
 from mmengine.config import Config
 from mmengine.infer.infer import BaseInferencer
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 import mmseg_dnc
 from mmseg.registry import HOOKS, TRANSFORMS
@@ -53,8 +52,9 @@ assert HOOKS.get('CheckpointHook') is mmengine.hooks.CheckpointHook
 assert TRANSFORMS.get('LoadImageFromFile') is mmcv.transforms.LoadImageFromFile
 assert TRANSFORMS.get('LoadAnnotations') is mmseg.datasets.transforms.LoadAnnotations
 assert CheckpointLoader._schemes[''].__module__ == 'mmengine.runner.checkpoint'
+from mmengine.runner import runner as runner_module
 from mmseg_dnc.engine import resume_guard
-assert Runner.resume is resume_guard._mmengine_resume
+assert runner_module._load_checkpoint is resume_guard._mmengine_load_checkpoint  # no checks
 assert BaseInferencer._init_model is resume_guard._mmengine_init_model
 # the project's own configs still name the safe versions
 cfg = Config.fromfile('configs/dnc/fcn_cgnet_camvid.py')
@@ -81,3 +81,16 @@ def test_the_safe_versions_are_registered_under_their_own_names():
     assert issubclass(SafeCheckpointHook, CheckpointHook)
     assert HOOKS.get('SafeCheckpointHook') is SafeCheckpointHook
     assert TRANSFORMS.get('CheckedLoadImageFromFile') is CheckedLoadImageFromFile
+
+
+def test_with_the_resume_checks_off_a_resume_still_restores_the_run(tmp_path, monkeypatch):
+    # SafeCheckpointHook learns from the Runner.resume wrapper that a resume
+    # is under way; opting out of the checks must not turn that off
+    run_tool('train.py', TINY_CONFIG, '--work-dir', str(tmp_path), '--cfg-options',
+             'train_cfg.max_iters=2', *TINY_DATA)
+    monkeypatch.setenv('MMSEG_DNC_OPT_OUT', 'resume')
+    proc = run_tool('train.py', TINY_CONFIG, '--work-dir', str(tmp_path), '--resume',
+                    '--cfg-options', 'train_cfg.max_iters=3', *TINY_DATA)
+    out = proc.stdout + proc.stderr
+    assert 'Restored torch random generators (cpu) as they were at iteration 2' in out
+    assert 'Iter(train) [3/3]' in out

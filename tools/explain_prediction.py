@@ -26,6 +26,12 @@ def point(text):
     return y, x
 
 
+def _loads_labels(transform_type) -> bool:
+    """A pipeline step that loads the label map (mmseg's LoadAnnotations or a subclass)."""
+    cls = TRANSFORMS.get(transform_type) if isinstance(transform_type, str) else transform_type
+    return isinstance(cls, type) and issubclass(cls, LoadAnnotations)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
@@ -43,7 +49,7 @@ def main():
         raise SystemExit(f'error: {error}')
     model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
     pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline  # no labels
-                        if not issubclass(TRANSFORMS.get(t['type']), LoadAnnotations)])
+                        if not _loads_labels(t['type'])])
     data = pseudo_collate([pipeline(dict(img_path=args.image))])
     analysis = analyse(model, data)
     out = args.out or osp.splitext(osp.basename(args.image))[0] + '.explained.png'

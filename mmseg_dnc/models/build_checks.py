@@ -12,7 +12,8 @@ from mmseg.registry import MODELS
 SEAM_HELP = (
     'DNCDecodeHead replaces `cls_seg`, the 1x1 conv that nearly every mmseg head '
     'applies last to a `channels`-wide feature map (FCN, DeepLabV3(+), PSP, UPer, '
-    'SegFormer, OCR, SegNeXt, ...); a head that classifies otherwise cannot carry it')
+    'SegFormer, OCR, SegNeXt, ...); a head that classifies otherwise cannot carry it: '
+    "keep this head parametric, or use one that README's table marks 'trains'")
 
 # mmseg 1.2.2's heads that have no per-pixel `cls_seg` to replace, and why
 NOT_CLS_SEG = {
@@ -47,20 +48,32 @@ def _names_cls_seg(cls: type) -> bool:
     names = {name for klass in cls.__mro__ if issubclass(klass, BaseDecodeHead)
              and klass is not BaseDecodeHead for name in vars(klass)}
     for name in names:
-        code = getattr(inspect.getattr_static(cls, name), '__code__', None)
-        if code is not None and 'cls_seg' in code.co_names:
+        method = inspect.getattr_static(cls, name)
+        method = inspect.unwrap(getattr(method, '__func__', method))  # decorators
+        if _reads(getattr(method, '__code__', None), 'cls_seg'):
             return True
     return False
 
 
+def _reads(code, name: str) -> bool:
+    """Whether ``code`` or a function nested in it (a lambda, a comprehension
+    before 3.12) reads the attribute ``name``."""
+    if code is None:
+        return False
+    return name in code.co_names or any(
+        _reads(const, name) for const in code.co_consts if inspect.iscode(const))
+
+
 def seam_error(decoder_cls: type) -> Optional[str]:
     """Why ``decoder_cls`` cannot carry DNC, or None when it can."""
-    name = decoder_cls.__name__
+    name = getattr(decoder_cls, '__name__', repr(decoder_cls))
+    if not isinstance(decoder_cls, type):
+        return f'{name} is not an mmseg decode head (a BaseDecodeHead subclass)'
     known = next((NOT_CLS_SEG[c.__name__] for c in decoder_cls.__mro__
                   if c.__name__ in NOT_CLS_SEG), None)
     if known is not None:
         return f'{name} is {known}'
-    if not (isinstance(decoder_cls, type) and issubclass(decoder_cls, BaseDecodeHead)):
+    if not issubclass(decoder_cls, BaseDecodeHead):
         return f'{name} is not an mmseg decode head (a BaseDecodeHead subclass)'
     owner = next(c for c in decoder_cls.__mro__ if 'cls_seg' in vars(c))
     if owner is not BaseDecodeHead:

@@ -301,7 +301,8 @@ class DNCDecodeHead(BaseDecodeHead):
                 f'{type(self).__name__}.cls_seg got features {tuple(feat.shape)}, '
                 f'{feat.shape[1]} channels wide; DNC embeds `channels`={self.channels}. '
                 f'The decoder {self.decoder_type} calls cls_seg on another width: it '
-                'cannot carry DNC.')
+                "cannot carry DNC; keep it parametric, or use a head that README's table "
+                "marks 'trains'.")
         sub_centroids = self.sub_centroids
         if self._classified is not None and torch.is_grad_enabled():
             # a copy: backward needs the scores' weights as they were before
@@ -343,7 +344,8 @@ class DNCDecodeHead(BaseDecodeHead):
             raise RuntimeError(
                 f'{type(self).__name__}: the {self.decoder_type} {where} called cls_seg '
                 f'{len(calls)} times; DNC learns from exactly one classification per '
-                'step, so this decoder cannot carry it.')
+                "step, so this decoder cannot carry it: keep it parametric, or use a head "
+                "that README's table marks 'trains'.")
         return calls[0]
 
     @torch.no_grad()
