@@ -298,6 +298,12 @@ def test_decoders_are_judged_by_their_cls_seg():
     with pytest.raises(RuntimeError, match='training step called cls_seg 2 times'):
         head.loss([torch.randn(1, 8, 4, 4)], make_batch(torch.zeros(1, 4, 4).long())[
             'data_samples'], None)
+    assert head._classified is None  # a failed step leaves nothing recorded behind
+    with pytest.raises(RuntimeError, match='boom'), head.classified() as calls:
+        head.cls_seg(torch.randn(1, 8, 2, 2))
+        assert len(calls) == 1
+        raise RuntimeError('boom')
+    assert head._classified is None
     with pytest.raises(ValueError, match='features .1, 4, 2, 2., 4 channels wide; DNC '
                                          'embeds `channels`=8'):
         head.cls_seg(torch.randn(1, 4, 2, 2))
