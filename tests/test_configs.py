@@ -93,9 +93,17 @@ def test_config_builds_offline(path):
                                         cfg.model.decode_head.channels)
 
 
-# the newer families' tool runs on smaller backbones of the same type (what
-# they test is the config and tool path; the full builds are tested above)
+# the tool runs on smaller backbones of the same type (what they test is the
+# config and tool path; the full builds are tested above)
+RESNET_18 = ['model.backbone.depth=18', 'model.decode_head.in_channels=512',
+             'model.auxiliary_head.in_channels=256']
+SWIN_TINY = ['model.backbone.embed_dims=32', 'model.backbone.depths=[1,1,1,1]',
+             'model.backbone.num_heads=[1,2,4,8]', 'model.decode_head.in_channels=[32,64,128,256]',
+             'model.auxiliary_head.in_channels=128']
 SHRINK = {
+    **{f'{model}_r101_{data}.py': RESNET_18 for model in ('fcn', 'deeplabv3')
+       for data in ('ade20k', 'cityscapes')},
+    **{f'upernet_swin-b_{data}.py': SWIN_TINY for data in ('ade20k', 'cityscapes')},
     'deeplabv3plus_r101_cityscapes.py': [
         'model.backbone.depth=18', 'model.decode_head.in_channels=512',
         'model.decode_head.c1_in_channels=64', 'model.auxiliary_head.in_channels=256'],
