@@ -154,7 +154,8 @@ def table(records: List[dict]) -> str:
                   if 'effective_k' in m[0] else '',
                   f"{statistics.mean(x['near_mean'] for x in m):.2f}"
                   if all('near_mean' in x for x in m) else '',
-                  summary([x['train_min'] for x in m])]
+                  # a run whose time was not a speed has train_min None
+                  summary([x['train_min'] for x in m if x.get('train_min') is not None])]
         rows.append((iters, variant, group))
         lines.append('| ' + ' | '.join(cells) + ' |')
     gaps = []
