@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT, train_and_test  # noqa: E402
+from mechanisms import ALL_MECHANISMS, MECHANISMS  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg_dnc.demo import find_camvid  # noqa: E402
@@ -36,12 +37,6 @@ from mmseg_dnc.explain import build_case_base, diversity, one_by_one, training_s
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_ablation.jsonl')
 TWIN = 'configs/parametric/fcn_cgnet_camvid.py'
 DNC = 'configs/dnc/fcn_cgnet_camvid.py'
-MECHANISMS = {
-    'kmeans++ start': dict(subcentroid_init='kmeans++'),
-    'momentum warm-up': dict(momentum_warmup=True),
-    'starved classes learn': dict(update_from='correct_or_all'),
-    'dead restart': dict(restart_dead_below=0.1, restart_dead_every=50),
-}
 # name -> (config, decode head keys); 'reference' is the paper's settings
 VARIANTS: Dict[str, tuple] = {
     'twin': (TWIN, {}),
@@ -49,7 +44,7 @@ VARIANTS: Dict[str, tuple] = {
                             update_from='correct', restart_dead_below=0.0)),
     **{name: (DNC, keys) for name, keys in MECHANISMS.items()},
     'kmeans++ + warm-up': (DNC, dict(subcentroid_init='kmeans++', momentum_warmup=True)),
-    'combined': (DNC, {k: v for keys in MECHANISMS.values() for k, v in keys.items()}),
+    'combined': (DNC, ALL_MECHANISMS),
 }
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 

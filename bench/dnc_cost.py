@@ -38,6 +38,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from mechanisms import ALL_MECHANISMS  # bench/: every learning mechanism on
+
 SECTIONS = ('a', 'b', 'c', 'd')
 
 
@@ -148,10 +150,6 @@ def _samples(b, h, w, classes, device):
         out.append(s)
     return out
 
-
-# every sub-centroid learning mechanism on (bench/camvid_ablation.py's 'combined')
-LEARNING = dict(subcentroid_init='kmeans++', momentum_warmup=True, update_from='correct_or_all',
-                restart_dead_below=0.1, restart_dead_every=50)
 
 
 def build_head_case(case, device):
@@ -375,7 +373,7 @@ def main():
             head = measure(dict(kind='head', classes=classes, batch=2, size=64, dnc=True,
                                 mode='train', repeats=repeats))
             whole = measure(dict(kind='head_update', classes=classes, batch=2, size=64,
-                                 dnc=True, learning=LEARNING, repeats=repeats))
+                                 dnc=True, learning=ALL_MECHANISMS, repeats=repeats))
             agree = same_assignment(classes, pixels)
             out.append(dict(classes=classes, batched=batched, loop=looped, head=head,
                             head_update=whole, same_assignment=agree))

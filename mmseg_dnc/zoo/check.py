@@ -23,7 +23,7 @@ from mmseg.structures import SegDataSample
 from mmseg_dnc_mmcv_lite import LITE_MESSAGE
 from ..models.build_checks import resolve_decoder
 from ..models.dnc_head import DNCDecodeHead
-from .models import ZOO, tiny_dnc_model_cfg
+from .models import ZOO, head_at, tiny_dnc_model_cfg
 
 TRAINS, REFUSED, NEEDS_MMCV, FAILS = 'trains', 'refused', 'needs full mmcv', 'fails'
 # what the mmcv-lite stand-in's errors say (mmseg_dnc_mmcv_lite)
@@ -72,19 +72,12 @@ def camvid_batch(root: str, size: int = 64, num_images: int = 2) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-def _module(model, where: str):
-    node = model
-    for part in where.split('.'):
-        node = node[int(part)] if part.isdigit() else getattr(node, part)
-    return node
-
-
 def _train_and_predict(head_type: str, batch: dict) -> Optional[str]:
     """None when DNC on ``head_type`` trains and predicts; else what went wrong."""
     torch.manual_seed(0)
     model = MODELS.build(tiny_dnc_model_cfg(head_type))
     model.init_weights()
-    head = _module(model, ZOO[head_type].where)
+    head = head_at(model, ZOO[head_type].where)
     if not isinstance(head, DNCDecodeHead):
         return f'the {ZOO[head_type].where} built is a {type(head).__name__}'
     before = head.sub_centroids.clone()

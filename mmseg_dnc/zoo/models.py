@@ -102,10 +102,11 @@ def decode_heads_in_registry() -> List[str]:
     return sorted(names)
 
 
-def _get(cfg: ConfigDict, where: str):
-    node = cfg
+def head_at(node, where: str):
+    """The head at ``where`` ('decode_head', 'decode_head.1', ...) of a model
+    or of its config (a ConfigDict reads keys as attributes too)."""
     for part in where.split('.'):
-        node = node[int(part)] if part.isdigit() else node[part]
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
     return node
 
 
@@ -185,7 +186,7 @@ def tiny_dnc_model_cfg(head_type: str, dnc: bool = True) -> ConfigDict:
                 loss.pop('class_weight', None)
         if head.type == 'LightHamHead':  # GroupNorm of 32 groups over both
             head.update(channels=32, ham_channels=32)
-    target = _get(model, entry.where)
+    target = head_at(model, entry.where)
     assert target.type == head_type, (entry, target.type)
     if dnc:
         target.update(type='DNCDecodeHead', decoder=head_type)
