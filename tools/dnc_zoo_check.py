@@ -5,6 +5,7 @@ training step and one predict on real CamVid crops (mmseg_dnc.zoo).
     python tools/dnc_zoo_check.py [--camvid tests/data/camvid] [HEAD ...]
 """
 import argparse
+import contextlib
 import os.path as osp
 import sys
 
@@ -26,7 +27,9 @@ def main() -> int:
     args = parser.parse_args()
     register_all_modules(init_default_scope=True)
     MMLogger.get_instance('mmengine', log_level='WARNING')  # no init_weights report
-    results = check_zoo(args.camvid, args.heads)
+    # stdout is the table only: mmseg's own prints (MSCAN's 'init cfg None') go to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        results = check_zoo(args.camvid, args.heads)
     print(format_table(results))
     return 1 if any(r.status == FAILS for r in results) else 0
 
