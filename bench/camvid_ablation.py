@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT, train_and_test  # noqa: E402
-from mechanisms import ALL_MECHANISMS, MECHANISMS  # noqa: E402
+from mechanisms import ALL_MECHANISMS, MECHANISMS, REFERENCE, with_reference  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg_dnc.demo import find_camvid  # noqa: E402
@@ -40,11 +40,11 @@ DNC = 'configs/dnc/fcn_cgnet_camvid.py'
 # name -> (config, decode head keys); 'reference' is the paper's settings
 VARIANTS: Dict[str, tuple] = {
     'twin': (TWIN, {}),
-    'reference': (DNC, dict(subcentroid_init='random', momentum_warmup=False,
-                            update_from='correct', restart_dead_below=0.0)),
-    **{name: (DNC, keys) for name, keys in MECHANISMS.items()},
-    'kmeans++ + warm-up': (DNC, dict(subcentroid_init='kmeans++', momentum_warmup=True)),
-    'combined': (DNC, ALL_MECHANISMS),
+    'reference': (DNC, dict(REFERENCE)),
+    **{name: (DNC, with_reference(keys)) for name, keys in MECHANISMS.items()},
+    'kmeans++ + warm-up': (DNC, with_reference(dict(subcentroid_init='kmeans++',
+                                                    momentum_warmup=True))),
+    'combined': (DNC, with_reference(ALL_MECHANISMS)),
 }
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 
