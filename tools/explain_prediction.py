@@ -18,7 +18,7 @@ from mmseg.registry import TRANSFORMS
 
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.explain import load_case_base, load_dnc_model
-from mmseg_dnc.explain.figures import analyse, explanation_panel
+from mmseg_dnc.explain.figures import BORDER_UNKNOWN, analyse, explanation_panel
 
 
 def point(text):
@@ -55,6 +55,8 @@ def main():
     out = args.out or osp.splitext(osp.basename(args.image))[0] + '.explained.png'
     explanation_panel(analysis, case_base, model.dataset_meta['palette'], args.points,
                       path=out, title=f'Why DNC predicts what it does: {osp.basename(args.image)}')
+    if 'border_flagged' not in case_base:
+        print(f'note: {BORDER_UNKNOWN}')
     print(f'explanation: {osp.abspath(out)}')
 
 

@@ -32,20 +32,37 @@ def evaluate(cfg, checkpoint, data_root, work_dir):
     return Runner.from_cfg(cfg).test()
 
 
+BORDER_LEGEND = ("border k: the sub-centroids at least half of whose nearest training pixels "
+                 "lie on the image's edge (first or last feature row or column); "
+                 "'?': not known, a case base made before border flags")
+
+
+def _border_ks(case_base, c: int) -> str:
+    flagged = case_base.get('border_flagged')
+    if flagged is None:
+        return '?'
+    ks = flagged[c].nonzero()[:, 0].tolist()
+    return ' '.join(map(str, ks)) if ks else '-'
+
+
 def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:
-    """The table, and its numbers; ``seeded`` (C,) bool marks the classes a
-    ``subcentroid_init='kmeans++'`` head has not seeded yet."""
+    """The table (and a legend line under it), and its numbers; ``seeded``
+    (C,) bool marks the classes a ``subcentroid_init='kmeans++'`` head has not
+    seeded yet. A case base without ``border_flagged`` shows '?' for them."""
     stats = diversity(sub_centroids, case_base['wins'])
-    lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) |',
-             '|---|---:|---:|---|']
+    lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) '
+             '| border k |',
+             '|---|---:|---:|---|---|']
     for c, name in enumerate(case_base['classes']):
+        border = _border_ks(case_base, c)
         if seeded is not None and not bool(seeded[c]):
             lines.append(f'| {name} | - | - | not seeded: no training batch held K pixels '
-                         'of it; its sub-centroids are still random |')
+                         f'of it; its sub-centroids are still random | {border} |')
             continue
         share = ' '.join(f'{100 * v:.0f}' for v in stats['share'][c].tolist())
         lines.append(f"| {name} | {stats['mean_pairwise_cosine'][c]:.3f} | "
-                     f"{stats['effective_k'][c]:.1f} | {share} |")
+                     f"{stats['effective_k'][c]:.1f} | {share} | {border} |")
+    lines += ['', BORDER_LEGEND]
     return '\n'.join(lines), stats
 
 
@@ -84,7 +101,8 @@ def main():
         json.dump({name: dict(mean_pairwise_cosine=float(stats['mean_pairwise_cosine'][c]),
                               effective_k=float(stats['effective_k'][c]),
                               share=stats['share'][c].tolist(),
-                              seeded=None if seeded is None else bool(seeded[c]))
+                              seeded=None if seeded is None else bool(seeded[c]),
+                              border_flagged=case_base['border_flagged'][c].tolist())
                    for c, name in enumerate(case_base['classes'])}, f, indent=1)
 
     if args.replace:

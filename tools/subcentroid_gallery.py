@@ -1,6 +1,7 @@
 """What the sub-centroids stand for: per class, its K sub-centroids each shown
 as its nearest training patches; a heat map of similarities between all
-sub-centroids; and the diversity table (collapsed or not).
+sub-centroids; and the diversity table (collapsed or not). A row titled
+'border' is a sub-centroid shown mostly by pixels on the image's edge.
 
     python tools/subcentroid_gallery.py CONFIG CKPT [--classes NAME ...]
         [--out-dir DIR] [--case-base FILE]
@@ -14,7 +15,7 @@ import os.path as osp
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.explain import diversity, load_case_base
-from mmseg_dnc.explain.figures import class_gallery, similarity_heatmap
+from mmseg_dnc.explain.figures import BORDER_UNKNOWN, class_gallery, similarity_heatmap
 
 
 def main():
@@ -37,6 +38,8 @@ def main():
         raise SystemExit(f'error: unknown classes {sorted(unknown)}; the classes are {classes}')
     out_dir = args.out_dir or osp.splitext(args.checkpoint)[0] + '_gallery'
     os.makedirs(out_dir, exist_ok=True)
+    if 'border_flagged' not in case_base:
+        print(f'note: {BORDER_UNKNOWN}')
     stats = diversity(sub_centroids, case_base['wins'])
     for c, name in enumerate(classes):
         if args.classes and name not in args.classes:

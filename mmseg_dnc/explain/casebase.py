@@ -1,14 +1,16 @@
 """Snapping: every sub-centroid's nearest real training pixels (its case base).
 
 Shape legend: C classes, K sub-centroids per class, D embedding width,
-M labelled pixels of one batch, T the number of nearest pixels kept.
+M labelled pixels of one image, T the number of pixels kept per sub-centroid,
+P candidates (one per image) held per sub-centroid during the pass.
 
 One pass over a training set (with the test pipeline: no augmentation) keeps,
-for each sub-centroid of class c, the T pixels labelled c whose embedding is
-most similar to it: image, position (feature map and image coordinates) and
-similarity, plus the embedding of the nearest one. It also counts, for every
-labelled pixel, which of its class's sub-centroids is nearest: the share of
-training pixels each sub-centroid wins.
+for each sub-centroid of class c, T pixels labelled c whose embedding is most
+similar to it, from T different images (different video sequences first):
+image, position (image coordinates), similarity and whether the pixel sits on
+the image's edge, plus the embedding of the nearest one. It also counts, for
+every labelled pixel, which of its class's sub-centroids is nearest: the share
+of training pixels each sub-centroid wins.
 """
 import os.path as osp
 from typing import Dict, List, Optional
@@ -21,42 +23,75 @@ from torch import Tensor
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.visualization.geometry import unpadded_feature_size
+from .evidence import border_flags, distinct_evidence, on_border, sequence_key
 
 
-def _merge_topk(best: Dict[str, Tensor], scores: Tensor, payload: Dict[str, Tensor],
-                top_n: int) -> Dict[str, Tensor]:
-    """Keep the ``top_n`` best per column of (running best) + (new candidates).
+def _merge_best(pool: Dict[str, Tensor], cand: Dict[str, Tensor],
+                size: int) -> Dict[str, Tensor]:
+    """Keep the ``size`` best per column of (running pool) + (new candidates).
 
     Args:
-        best: tensors (T, C*K, ...) with key ``score`` (T, C*K).
-        scores (Tensor): (M, C*K) candidate scores, -inf where not eligible.
-        payload: per-candidate tensors (M, ...) to keep alongside.
+        pool: tensors (P, N, ...) with key ``score`` (P, N), P = size.
+        cand: tensors (1, N, ...), the same keys.
     """
-    cand_scores, cand_idx = scores.topk(min(top_n, scores.shape[0]), dim=0)  # (t, C*K)
-    merged = {'score': torch.cat([best['score'], cand_scores])}
-    for key, values in payload.items():
-        picked = values[cand_idx]  # (t, C*K, ...)
-        merged[key] = torch.cat([best[key], picked])
-    order = merged['score'].topk(min(top_n, merged['score'].shape[0]), dim=0).indices
-    out = {}
-    for key, values in merged.items():
-        index = order.view(order.shape + (1,) * (values.dim() - 2)).expand(
-            (-1, -1) + values.shape[2:])
-        out[key] = values.gather(0, index)
-    return out
+    merged = {key: torch.cat([pool[key], cand[key]]) for key in pool}
+    order = merged['score'].topk(size, dim=0).indices
+    return {key: _take(values, order) for key, values in merged.items()}
+
+
+def _take(values: Tensor, rows: Tensor) -> Tensor:
+    """values (P, N, ...) at rows (T, N) of each column -> (T, N, ...)."""
+    index = rows.view(rows.shape + (1,) * (values.dim() - 2)).expand(
+        (-1, -1) + values.shape[2:])
+    return values.gather(0, index)
+
+
+def _image_offers(s: Tensor, valid: Tensor, fh: int, fw: int, ori_hw) -> Dict[str, Tensor]:
+    """One image's best pixel for every sub-centroid.
+
+    Args:
+        s (Tensor): (M, N) scores of the image's labelled cells, -inf where the
+            cell's class is not the sub-centroid's.
+        valid (Tensor): (fh*fw,) bool, the labelled cells (M of them).
+        ori_hw: (H, W) original image size.
+
+    Returns:
+        dict: ``score`` (N,), ``at`` (N,) row of s, ``yx`` (N, 2) the cell's
+        centre at the original size, ``border`` (N,) bool.
+    """
+    best, at = s.max(dim=0)
+    pos = valid.nonzero()[:, 0][at]
+    fy, fx = pos // fw, pos % fw
+    oy = ((fy.float() + 0.5) * ori_hw[0] / fh).long().clamp(max=ori_hw[0] - 1)
+    ox = ((fx.float() + 0.5) * ori_hw[1] / fw).long().clamp(max=ori_hw[1] - 1)
+    return dict(score=best, at=at, yx=torch.stack([oy, ox], 1),
+                border=on_border(fy, fx, fh, fw))
 
 
 @torch.no_grad()
-def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True) -> dict:
+def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True,
+                    candidates: Optional[int] = None) -> dict:
     """One pass over ``dataloader`` (labelled, unaugmented) with a DNC segmentor.
+
+    Each image offers every sub-centroid its most similar pixel of the class;
+    the best ``candidates`` offers (default 4*T) are kept during the pass and
+    T of them chosen at the end: distinct images, distinct sequences first
+    (``evidence.distinct_evidence``), so that a video's consecutive frames do
+    not fill a sub-centroid's row.
 
     Returns:
         dict of tensors and plain lists (loadable with ``weights_only=True``):
-        ``score``, ``image``, ``y``, ``x`` (T, C, K) for the T nearest pixels of
-        every sub-centroid (image index into ``image_paths``; y, x at the
-        original image size; score = cosine; -inf and -1 where fewer than T
-        pixels of the class exist), ``nearest_embedding`` (C, K, D), ``wins``
-        (C, K) pixel counts, ``image_paths``, ``feature_stride``, ``classes``.
+        ``score``, ``image``, ``y``, ``x`` (T, C, K) for the T chosen pixels of
+        every sub-centroid, by decreasing score (image index into
+        ``image_paths``; y, x at the original image size; score = cosine; -inf
+        and -1 where fewer than T images hold pixels of the class);
+        ``border`` (T, C, K) bool, the pixel's feature cell is in the first or
+        last row or column of the image's unpadded feature map;
+        ``border_flagged`` (C, K) bool, at least half of the found pixels are
+        border cells; ``nearest_embedding`` (C, K, D) the embedding of the
+        single most similar pixel (the first of the T), ``has_pixels`` (C, K),
+        ``wins`` (C, K) pixel counts, ``image_paths``, ``feature_stride``,
+        ``classes``.
     """
     head = model.decode_head
     if not isinstance(head, DNCDecodeHead):
@@ -64,12 +99,20 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True) ->
     model.eval()
     c, k, d = head.sub_centroids.shape
     ck = c * k
-    best = dict(score=torch.full((0, ck), float('-inf')),
-                image=torch.zeros((0, ck), dtype=torch.long),
-                yx=torch.zeros((0, ck, 2), dtype=torch.long),
-                embedding=torch.zeros((0, ck, d)))
+    size = candidates or 4 * top_n
+    if size < top_n:
+        raise ValueError(f'candidates={size} is fewer than top_n={top_n}')
+    # (P, C*K, ...) candidates, one per image; -inf rows are none
+    pool = dict(score=torch.full((size, ck), float('-inf')),
+                image=torch.full((size, ck), -1),
+                sequence=torch.full((size, ck), -1),
+                yx=torch.full((size, ck, 2), -1),
+                border=torch.zeros((size, ck), dtype=torch.bool))
+    nearest_score = torch.full((ck,), float('-inf'))
+    nearest_embedding = torch.zeros(ck, d)
     wins = torch.zeros(c * k, dtype=torch.long)
     paths: List[str] = []
+    sequences: Dict[str, int] = {}
     stride = None
     bar = ProgressBar(len(dataloader.dataset)) if progress else None
     for data in dataloader:
@@ -79,6 +122,11 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True) ->
         b, _, h, w = emb.shape
         stride = batch['inputs'].shape[-1] / w
         for i, sample in enumerate(batch['data_samples']):
+            image_index = len(paths)
+            paths.append(sample.img_path)
+            sequence = sequences.setdefault(sequence_key(sample.img_path), len(sequences))
+            if bar is not None:
+                bar.update()
             label = sample.gt_sem_seg.data.float()[None]  # (1, 1, H, W) original size
             ori_h, ori_w = label.shape[-2:]
             img_h, img_w = sample.img_shape
@@ -86,40 +134,41 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True) ->
             fh, fw = unpadded_feature_size((img_h, img_w), batch['inputs'].shape[2:], (h, w))
             small = F.interpolate(label, size=(fh, fw), mode='nearest').long().view(-1)
             valid = (small != head.ignore_index) & (small < c)
+            if not valid.any():
+                continue
             x = emb[i, :, :fh, :fw].permute(1, 2, 0).reshape(-1, d)[valid]
             s = sub_scores[i, :, :fh, :fw].permute(1, 2, 0).reshape(-1, ck)[valid]
             y = small[valid]
-            own = (torch.arange(ck)[None, :] // k) == y[:, None]  # (M, C*K)
+            own = (torch.arange(ck, device=s.device)[None, :] // k) == y[:, None]  # (M, C*K)
             if head.subcentroid_active is not None:
                 own &= head.subcentroid_active.view(1, -1)
             s = s.masked_fill(~own, float('-inf'))
-            wins += torch.bincount(s.argmax(dim=1), minlength=ck)
-            pos = valid.nonzero()[:, 0]
-            fy, fx = pos // fw, pos % fw
-            # centre of the feature pixel, at the original image size
-            oy = ((fy.float() + 0.5) * ori_h / fh).long().clamp(max=ori_h - 1)
-            ox = ((fx.float() + 0.5) * ori_w / fw).long().clamp(max=ori_w - 1)
-            image_index = torch.full_like(y, len(paths))
-            best = _merge_topk(best, s, dict(image=image_index, yx=torch.stack([oy, ox], 1),
-                                             embedding=x), top_n)
-            paths.append(sample.img_path)
-            if bar is not None:
-                bar.update()
-    # pad to T when the set had fewer pixels than T
-    t = best['score'].shape[0]
-    if t < top_n:
-        pad = top_n - t
-        best['score'] = torch.cat([best['score'], torch.full((pad, ck), float('-inf'))])
-        best['image'] = torch.cat([best['image'], torch.full((pad, ck), -1)])
-        best['yx'] = torch.cat([best['yx'], torch.full((pad, ck, 2), -1)])
-    found = torch.isfinite(best['score'])
-    best['image'][~found] = -1
-    best['yx'][~found] = -1
+            wins += torch.bincount(s.argmax(dim=1), minlength=ck).cpu()
+            # the running bookkeeping stays on the CPU, whatever the model's device
+            offer = {key: v.cpu() for key, v in
+                     _image_offers(s, valid, fh, fw, (ori_h, ori_w)).items()}
+            offer['score'] = offer['score'].float()
+            closer = offer['score'] > nearest_score
+            nearest_score = torch.where(closer, offer['score'], nearest_score)
+            nearest_embedding[closer] = x[offer['at'][closer].to(x.device)].float().cpu()
+            cand = dict(score=offer['score'][None], image=torch.full((1, ck), image_index),
+                        sequence=torch.full((1, ck), sequence), yx=offer['yx'][None],
+                        border=offer['border'][None])
+            pool = _merge_best(pool, cand, size)
+    rows = distinct_evidence(pool['score'], pool['image'], pool['sequence'], top_n)
+    found = rows >= 0  # (T, C*K)
+    chosen = {key: _take(values, rows.clamp(min=0)) for key, values in pool.items()}
+    score = chosen['score'].masked_fill(~found, float('-inf'))
+    image = chosen['image'].masked_fill(~found, -1)
+    yx = chosen['yx'].masked_fill(~found[..., None], -1)
+    border = chosen['border'] & found
+    shape = (top_n, c, k)
     return dict(
-        score=best['score'].view(top_n, c, k), image=best['image'].view(top_n, c, k),
-        y=best['yx'][..., 0].view(top_n, c, k), x=best['yx'][..., 1].view(top_n, c, k),
-        nearest_embedding=best['embedding'][0].view(c, k, d) if best['embedding'].shape[0]
-        else torch.zeros(c, k, d),
+        score=score.view(shape), image=image.view(shape),
+        y=yx[..., 0].reshape(shape), x=yx[..., 1].reshape(shape),
+        border=border.view(shape),
+        border_flagged=border_flags(border.view(shape), found.view(shape)),
+        nearest_embedding=nearest_embedding.view(c, k, d),
         has_pixels=found[0].view(c, k), wins=wins.view(c, k), image_paths=paths,
         feature_stride=float(stride or 0.0), classes=list(model.dataset_meta['classes']))
 

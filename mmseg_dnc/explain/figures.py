@@ -108,6 +108,13 @@ def _patch_row(axes, case_base: dict, c: int, k: int, count: int):
         ax.set_title(f"{float(case_base['score'][t, c, k]):.2f}", fontsize=7, pad=1)
 
 
+def _row_title(case_base: dict, c: int, k: int) -> str:
+    flagged = case_base.get('border_flagged')
+    border = ' (border: most of its pixels on the image edge)' if (
+        flagged is not None and bool(flagged[c, k])) else ''
+    return f"{case_base['classes'][c]}, sub-centroid {k}{border}"
+
+
 def explanation_panel(analysis: dict, case_base: dict, palette: Sequence,
                       points: Optional[List[Tuple[int, int]]] = None, show: int = 6,
                       path: str = 'explanation.png', title: str = '') -> str:
@@ -162,11 +169,11 @@ def explanation_panel(analysis: dict, case_base: dict, palette: Sequence,
         _patch_row([fig.add_subplot(row[0, 2 + show + t]) for t in range(show)], case_base,
                    second['cls'], second['k'], show)
         fig.text(row[0, 1].get_position(fig).x0, row[0, 1].get_position(fig).y1 + 0.012,
-                 f"{classes[best['cls']]}, sub-centroid {best['k']}", fontsize=10,
+                 _row_title(case_base, best['cls'], best['k']), fontsize=10,
                  color='green', weight='bold')
         fig.text(row[0, 2 + show].get_position(fig).x0,
                  row[0, 2 + show].get_position(fig).y1 + 0.012,
-                 f"{classes[second['cls']]}, sub-centroid {second['k']}", fontsize=10,
+                 _row_title(case_base, second['cls'], second['k']), fontsize=10,
                  color='firebrick', weight='bold')
     if title:
         fig.suptitle(title, fontsize=13)
@@ -174,20 +181,45 @@ def explanation_panel(analysis: dict, case_base: dict, palette: Sequence,
     return path
 
 
+BORDER_UNKNOWN = 'border: not known (case base made before border flags; snap again to get them)'
+
+
+def gallery_row_labels(case_base: dict, c: int, share: torch.Tensor) -> List[str]:
+    """The title of each of class c's K gallery rows: k, its share of wins, and
+    'border' where most of its shown pixels lie on the image's edge.
+
+    Args:
+        share (Tensor): (C, K) share of each class's pixels won.
+    """
+    flagged = case_base.get('border_flagged')
+    labels = []
+    for k in range(case_base['score'].shape[2]):
+        label = f'k={k}\nwins {100 * float(share[c, k]):.0f}%'
+        if flagged is not None and bool(flagged[c, k]):
+            label += '\nborder'
+        labels.append(label)
+    return labels
+
+
 def class_gallery(case_base: dict, c: int, share: torch.Tensor, path: str,
                   show: int = 8) -> str:
-    """Class c's sub-centroids, one row each, as their nearest training patches."""
+    """Class c's sub-centroids, one row each, as their nearest training patches
+    (from distinct images); a row titled 'border' is a sub-centroid at least
+    half of whose shown pixels are feature cells on the image's edge."""
     k = case_base['score'].shape[2]
     show = min(show, case_base['score'].shape[0])
     fig = Figure(figsize=(1.6 * show + 2.4, 1.7 * k))
     axes = fig.subplots(k, show, squeeze=False)
-    for row in range(k):
+    for row, label in enumerate(gallery_row_labels(case_base, c, share)):
         _patch_row(axes[row], case_base, c, row, show)
-        axes[row, 0].set_ylabel(f'k={row}\nwins {100 * float(share[c, row]):.0f}%',
-                                rotation=0, ha='right', va='center', fontsize=10)
+        axes[row, 0].set_ylabel(label, rotation=0, ha='right', va='center', fontsize=10,
+                                color='firebrick' if 'border' in label else 'black')
+    border = ("'border' (red): at least half of its pixels are on the image's edge"
+              if 'border_flagged' in case_base else BORDER_UNKNOWN)
     fig.suptitle(f"{case_base['classes'][c]}: its {k} sub-centroids, each shown as its "
-                 f'{show} nearest training pixels (cosine above each; yellow: the pixel)\n'
-                 "'wins': share of the class's training pixels nearest to it", fontsize=10)
+                 f'{show} nearest training pixels, one per image (cosine above each; '
+                 "yellow: the pixel)\n'wins': share of the class's training pixels nearest "
+                 f'to it; {border}', fontsize=10)
     fig.tight_layout(rect=(0.02, 0, 1, 0.95))
     fig.savefig(path, dpi=70)
     return path
