@@ -37,7 +37,7 @@ from mmseg_dnc.explain import build_case_base, diversity, one_by_one, training_s
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_ablation.jsonl')
 TWIN = 'configs/parametric/fcn_cgnet_camvid.py'
 DNC = 'configs/dnc/fcn_cgnet_camvid.py'
-# name -> (config, decode head keys); 'reference' is the paper's settings
+# name -> (config, decode head keys[, custom hooks]); 'reference' is the paper's settings
 VARIANTS: Dict[str, tuple] = {
     'twin': (TWIN, {}),
     'reference': (DNC, dict(REFERENCE)),
@@ -45,6 +45,9 @@ VARIANTS: Dict[str, tuple] = {
     'kmeans++ + warm-up': (DNC, with_reference(dict(subcentroid_init='kmeans++',
                                                     momentum_warmup=True))),
     'combined': (DNC, with_reference(ALL_MECHANISMS)),
+    # the last quarter of the schedule trains on a classifier of real pixels
+    'kmeans++ + real pixels': (DNC, with_reference(dict(subcentroid_init='kmeans++')),
+                               [dict(type='SnapSubcentroidsHook', begin=0.75)]),
 }
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 
@@ -57,7 +60,14 @@ def recorded() -> List[dict]:
 
 
 def same_run(a: dict, b: dict) -> bool:
-    return all(a[key] == b[key] for key in ('config', 'head', 'seed', 'iters'))
+    return all(a[key] == b[key] for key in ('config', 'head', 'seed', 'iters')) and \
+        a.get('hooks') == b.get('hooks')
+
+
+def variant(name: str) -> dict:
+    """What a variant runs: config, head keys and (when it has some) hooks."""
+    config, keys, *hooks = VARIANTS[name]
+    return dict(config=config, head=keys, **({'hooks': hooks[0]} if hooks else {}))
 
 
 def schedule(iters: int) -> dict:
@@ -102,15 +112,17 @@ def class_separation(sub_centroids, classes) -> dict:
 
 
 def run(name: str, seed: int, iters: int, data_root: str, work_dir: str) -> dict:
-    config, keys = VARIANTS[name]
-    options = {f'model.decode_head.{k}': v for k, v in keys.items()}
+    what = variant(name)
+    options = {f'model.decode_head.{k}': v for k, v in what['head'].items()}
+    if 'hooks' in what:
+        options['custom_hooks'] = what['hooks']
     options.update(schedule(iters))
-    metrics = train_and_test(config, seed, data_root,
+    metrics = train_and_test(what['config'], seed, data_root,
                              osp.join(work_dir, f'{name.replace(" ", "_")}_{iters}_s{seed}'),
                              options=options, extra=subcentroid_stats)
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    return dict(variant=name, config=config, head=keys, seed=seed, iters=iters,
+    return dict(variant=name, **what, seed=seed, iters=iters,
                 metrics=metrics, commit=commit, machine=platform.machine(),
                 threads=torch.get_num_threads(), torch=torch.__version__)
 
@@ -179,8 +191,7 @@ def main():
         data_root = find_camvid(args.data_root, ROOT)
         for seed in args.seeds:
             for name in args.variants:
-                config, keys = VARIANTS[name]
-                wanted = dict(config=config, head=keys, seed=seed, iters=args.iters)
+                wanted = dict(variant(name), seed=seed, iters=args.iters)
                 if any(same_run(r, wanted) for r in recorded()):
                     print(f'recorded already: {name}, seed {seed}, {args.iters} iters')
                     continue

@@ -21,7 +21,7 @@ BIG = [p for p in CONFIGS if 'camvid' not in p]
 THROUGH_TOOLS = BIG
 NUM_CLASSES = dict(ade20k=150, cityscapes=19, camvid=11)
 DNC_KEYS = {'type', 'decoder', 'num_subcentroids', 'momentum', 'sinkhorn_epsilon',
-            'sinkhorn_iterations', 'loss_ppc_weight', 'loss_ppd_weight'}
+            'sinkhorn_iterations', 'subcentroid_init', 'loss_ppc_weight', 'loss_ppd_weight'}
 
 
 def twin_of(path):
@@ -62,6 +62,7 @@ def test_config_equals_twin_but_for_the_head(path):
     head, twin_head = dnc['model'].pop('decode_head'), twin['model'].pop('decode_head')
     assert head['type'] == 'DNCDecodeHead' and head['decoder'] == twin_head['type']
     assert head['num_subcentroids'] == 10 and head['momentum'] == 0.999
+    assert head['subcentroid_init'] == 'kmeans++'
     assert {k: v for k, v in head.items() if k not in DNC_KEYS} == \
         {k: v for k, v in twin_head.items() if k != 'type'}
     twin.pop('custom_imports', None)
@@ -165,8 +166,8 @@ def test_ade20k_checkpoint_transfers_to_cityscapes(tmp_path):
                     'optim_wrapper.optimizer.lr=0', 'param_scheduler.0.eta_min=0')
     log = proc.stdout + proc.stderr
     assert ("decode_head: the checkpoint's sub-centroids are (150, 10, 512) (classes, K, "
-            "channels), this model's (19, 10, 512); sub_centroids, score_norm.weight, "
-            'score_norm.bias are re-initialised') in log
+            "channels), this model's (19, 10, 512); sub_centroids, subcentroid_seeded, "
+            'score_norm.weight, score_norm.bias are re-initialised') in log
     mismatches = re.findall(r'size mismatch for (\S+):', log)
     assert sorted(mismatches) == ['auxiliary_head.conv_seg.bias', 'auxiliary_head.conv_seg.weight']
     source = load_checkpoint_file(ckpt)['state_dict']

@@ -35,7 +35,8 @@ def test_head_is_the_decoder_with_dnc_classifier(decoder):
     # the decoder's own keys are exactly mmseg's parametric ones, minus conv_seg
     parametric = MODELS.build(tiny_model_cfg(decoder, C, dnc=False)).state_dict()
     ours = {k for k in state if k.startswith('decode_head')} - {
-        'decode_head.sub_centroids'} - {k for k in state if '_norm.' in k}
+        'decode_head.sub_centroids', 'decode_head.subcentroid_seeded'} - {
+        k for k in state if '_norm.' in k}
     assert ours == {k for k in parametric if k.startswith('decode_head')
                     and 'conv_seg' not in k}
     # sub-centroids are state, not parameters: no optimizer ever sees them
@@ -46,7 +47,7 @@ def test_head_is_the_decoder_with_dnc_classifier(decoder):
 
 
 def test_train_step_losses_and_update(decoder):
-    model = build_model(decoder, C)
+    model = build_model(decoder, C, subcentroid_init='random')  # moved, not seeded
     before = model.decode_head.sub_centroids.clone()
     log = train_step(model, make_batch(random_labels()))
     for key in ('decode.loss_ce', 'decode.loss_ppc', 'decode.loss_ppd', 'aux.loss_ce',
@@ -100,7 +101,7 @@ def test_absent_classes_keep_their_subcentroids():
 
 
 def test_update_only_from_correct_pixels():
-    model = build_model('FCNHead', C)
+    model = build_model('FCNHead', C, subcentroid_init='random')
     head = model.decode_head
     emb = torch.nn.functional.normalize(torch.randn(1, 32, 2, 2), dim=1)
     sub_scores = torch.zeros(1, C * 10, 2, 2)

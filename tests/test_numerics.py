@@ -71,7 +71,9 @@ def test_amp_config_is_rewritten_for_the_cpu_or_refused():
 
 
 def test_a_class_with_a_single_pixel():
-    model = build_model('FCNHead', C, update_from='all', momentum=0.9)
+    # the reference's random start: the update of an existing sub-centroid is tested
+    model = build_model('FCNHead', C, update_from='all', momentum=0.9,
+                        subcentroid_init='random')
     head = model.decode_head
     torch.manual_seed(0)
     emb = F.normalize(torch.randn(1, 32, 4, 4), dim=1)

@@ -105,7 +105,9 @@ C, K, D = 3, 4, 8
 
 
 def head(**keys):
+    """A small head at the reference settings (random start) but for ``keys``."""
     torch.manual_seed(0)
+    keys = {'subcentroid_init': 'random', **keys}
     return MODELS.build(dict(type='DNCDecodeHead', decoder='FCNHead', in_channels=D,
                              channels=D, num_convs=0, concat_input=False, num_classes=C,
                              num_subcentroids=K, dropout_ratio=0, **keys))
@@ -230,6 +232,18 @@ def test_reference_settings_keep_the_state_dict_keys():
     assert set(head().state_dict()) == {'sub_centroids', 'feature_norm.weight',
                                         'feature_norm.bias', 'score_norm.weight',
                                         'score_norm.bias'}
+
+
+def test_the_default_start_is_kmeans_pp():
+    torch.manual_seed(0)
+    default = MODELS.build(dict(type='DNCDecodeHead', decoder='FCNHead', in_channels=D,
+                                channels=D, num_convs=0, concat_input=False, num_classes=C,
+                                num_subcentroids=K, dropout_ratio=0))
+    assert default.subcentroid_init == 'kmeans++'
+    assert set(default.state_dict()) == set(head().state_dict()) | {'subcentroid_seeded'}
+    x, y = pixels([6, 2, 0])
+    step(default, x, y)
+    assert default.subcentroid_seeded.tolist() == [True, False, False]
 
 
 def test_a_checkpoint_without_learning_state_loads_as_trained(warnings_logged):

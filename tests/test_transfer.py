@@ -85,7 +85,8 @@ def test_parametric_checkpoint_into_dnc(tmp_path, warnings_logged):
         'decode_head: the checkpoint has a parametric head: its 1x1 classifier '
         '(decode_head.conv_seg.weight, decode_head.conv_seg.bias) has no place in DNC and is '
         "skipped, and DNC's own layers (feature_norm) start from their initialisation; "
-        'sub_centroids, score_norm.weight, score_norm.bias are re-initialised; the rest of '
+        'sub_centroids, subcentroid_seeded, score_norm.weight, score_norm.bias are '
+        're-initialised; the rest of '
         'the checkpoint loads as usual.']
 
 

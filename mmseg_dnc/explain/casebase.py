@@ -179,16 +179,50 @@ def case_base_path(checkpoint: str) -> str:
 
 
 def load_case_base(config: str, checkpoint: str, path: Optional[str] = None) -> dict:
-    """The case base of ``checkpoint`` (default: beside it), loaded weights-only.
+    """The case base of ``checkpoint`` (default: beside it), loaded weights-only;
+    without one, the case base the checkpoint itself carries when its
+    sub-centroids are real pixels (:func:`case_base_from_sources`).
 
     Raises:
-        FileNotFoundError: there is none yet; the message says how to make it.
+        FileNotFoundError: there is neither; the message says how to make one.
     """
+    given = path is not None
     path = path or case_base_path(checkpoint)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'no case base at {path}; make it first with\n'
-                                f'  python tools/snap_subcentroids.py {config} {checkpoint}')
-    return load_checkpoint_file(path)
+    if osp.isfile(path):
+        return load_checkpoint_file(path)
+    if not given:
+        carried = case_base_from_sources(load_checkpoint_file(checkpoint))
+        if carried is not None:
+            return carried
+    raise FileNotFoundError(f'no case base at {path}; make it first with\n'
+                            f'  python tools/snap_subcentroids.py {config} {checkpoint}')
+
+
+def case_base_from_sources(checkpoint: dict) -> Optional[dict]:
+    """The case base of a checkpoint whose sub-centroids are real training
+    pixels (trained with ``SnapSubcentroidsHook``): T=1, each sub-centroid
+    shown by the pixel it is (score 1: the pixel's embedding at the last snap),
+    with no pass over the training set. The share of pixels each sub-centroid
+    wins is not known without that pass (``wins_known`` False).
+
+    Returns:
+        dict with the keys of :func:`build_case_base` (T=1; no ``border``),
+        or None when the checkpoint has no provenance.
+    """
+    from mmseg_dnc.engine.snap_hook import source_paths
+    source = checkpoint.get('state_dict', {}).get('decode_head.subcentroid_source')
+    paths = source_paths(checkpoint)
+    if source is None or paths is None:
+        return None
+    classes = (checkpoint.get('meta', {}).get('dataset_meta') or {}).get('classes')
+    c, k, _ = source.shape
+    found = source[..., 0] >= 0  # (C, K)
+    return dict(
+        score=torch.where(found, 1.0, float('-inf'))[None], image=source[..., 0][None],
+        y=source[..., 1][None], x=source[..., 2][None], has_pixels=found,
+        wins=torch.zeros(c, k, dtype=torch.long), wins_known=False, image_paths=list(paths),
+        feature_stride=0.0,
+        classes=list(classes) if classes else [str(i) for i in range(c)])
 
 
 def diversity(sub_centroids: Tensor, wins: Tensor) -> Dict[str, Tensor]:

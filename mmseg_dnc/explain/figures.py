@@ -194,7 +194,8 @@ def gallery_row_labels(case_base: dict, c: int, share: torch.Tensor) -> List[str
     flagged = case_base.get('border_flagged')
     labels = []
     for k in range(case_base['score'].shape[2]):
-        label = f'k={k}\nwins {100 * float(share[c, k]):.0f}%'
+        label = f'k={k}\nwins {100 * float(share[c, k]):.0f}%' \
+            if case_base.get('wins_known', True) else f'k={k}'
         if flagged is not None and bool(flagged[c, k]):
             label += '\nborder'
         labels.append(label)

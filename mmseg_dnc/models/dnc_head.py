@@ -102,10 +102,13 @@ class DNCDecodeHead(BaseDecodeHead):
         memory_size (int): slots per class of the FIFO memory of recent
             embeddings that Sinkhorn clusters with the batch; 0 (default) = off.
         memory_per_step (int): most pixels per class written per step.
-        subcentroid_init (str): ``'random'`` (default, the reference): random
-            unit vectors; ``'kmeans++'``: a class's sub-centroids are k-means++
-            seeds among its own pixel embeddings, the first time a batch holds
-            at least K of them (until then the class is unseeded).
+        subcentroid_init (str): ``'kmeans++'`` (default): a class's
+            sub-centroids are k-means++ seeds among its own pixel embeddings,
+            the first time a batch holds at least K of them (until then the
+            class is unseeded); ``'random'`` (the reference): random unit
+            vectors. At the paper's schedules the two meet (after n updates
+            the start weighs 0.999^n); in short ones k-means++ is ahead
+            (README, "Ablation").
         momentum_warmup (bool): each sub-centroid's momentum grows with its
             number of updates n as ``min(momentum, (1 + n) / (10 + n))``, so
             its start is forgotten in short schedules. Default False.
@@ -146,7 +149,7 @@ class DNCDecodeHead(BaseDecodeHead):
                  projection: bool = False,
                  memory_size: int = 0,
                  memory_per_step: int = 64,
-                 subcentroid_init: str = 'random',
+                 subcentroid_init: str = 'kmeans++',
                  momentum_warmup: bool = False,
                  restart_dead_below: float = 0.0,
                  restart_dead_every: int = 50,
@@ -204,6 +207,14 @@ class DNCDecodeHead(BaseDecodeHead):
         # (M,) sub-centroid of each labelled pixel in the last training step,
         # for hooks that watch the clustering; not state
         self.last_assignment = None
+        # SnapSubcentroidsHook: (C, K, 3) (image, y, x) of the real training
+        # pixel each sub-centroid is, -1 where none; registered by the hook,
+        # or on loading a checkpoint that has it
+        self.register_buffer('subcentroid_source', None)
+        # True while the hook holds the sub-centroids at real pixels: the step
+        # still assigns (PPC/PPD targets) but moves nothing; set by the hook
+        # from the iteration, so it is not state
+        self.subcentroids_fixed = False
         # learning state, saved and resumed with the sub-centroids; None (and
         # absent from the state_dict) when its mechanism is off
         self.subcentroid_init = subcentroid_init
@@ -248,11 +259,21 @@ class DNCDecodeHead(BaseDecodeHead):
         """The buffers of the learning mechanisms (None where one is off)."""
         return {name: getattr(self, name) for name in (
             'subcentroid_seeded', 'subcentroid_updates', 'subcentroid_wins',
-            'restart_window_step')}
+            'restart_window_step', 'subcentroid_source')}
+
+    def enable_pixel_sources(self) -> None:
+        """Register ``subcentroid_source`` (C, K, 3) int64, all -1: the
+        provenance (image, y, x) of sub-centroids snapped to real pixels."""
+        if self.subcentroid_source is None:
+            self.subcentroid_source = torch.full(self.sub_centroids.shape[:2] + (3,), -1,
+                                                 dtype=torch.long,
+                                                 device=self.sub_centroids.device)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints of other heads, other classes or older versions are
         # made loadable here, each change said in one line (state_transfer)
+        if prefix + 'subcentroid_source' in state_dict:
+            self.enable_pixel_sources()  # a classifier of real pixels: keep its provenance
         for message in state_transfer.adapt_state_dict(self, state_dict, prefix):
             print_log(message, logger='current', level=logging.WARNING)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -484,6 +505,10 @@ class DNCDecodeHead(BaseDecodeHead):
                       'sub-centroids not updated this step.', logger='current',
                       level=logging.WARNING)
             return self._masked_for(own, y).argmax(dim=1)
+        if self.subcentroids_fixed:  # real pixels (SnapSubcentroidsHook): targets only
+            return dnc_core.sinkhorn_assign(
+                own, y, self.num_classes, self.sinkhorn_epsilon, self.sinkhorn_iterations,
+                self.subcentroid_active)[1]
         if self.subcentroid_seeded is not None:
             # in the step that seeds a class, its PPC/PPD targets come from the
             # seeds while the loss scores still use the random start: one step
@@ -536,7 +561,10 @@ class DNCDecodeHead(BaseDecodeHead):
         seeds = torch.zeros_like(self.sub_centroids)
         for cls in ready.nonzero().flatten().tolist():
             k = self.num_subcentroids[cls]
-            seeds[cls, :k] = learning.kmeans_pp_seeds(x[y == cls], k)
+            # unit in float32: under bfloat16 autocast a pixel's embedding is
+            # only unit to about 1e-2
+            seeds[cls, :k] = F.normalize(learning.kmeans_pp_seeds(x[y == cls], k).float(),
+                                         dim=-1)
         # every rank's ready classes are unseeded (the flags agree across ranks)
         seeds, seeded_now = learning.gather_per_class(seeds, ready)
         if not seeded_now.any():

@@ -63,6 +63,7 @@ def adapt_foreign_head(head, state_dict: dict, prefix: str) -> Optional[str]:
     for name, tensor in ours.items():
         if name != 'sub_centroids':
             fresh[name] = (torch.ones_like(tensor) if name == 'score_norm.weight'
+                           else torch.full_like(tensor, -1) if name == 'subcentroid_source'
                            else torch.zeros_like(tensor))
     for name, tensor in fresh.items():
         state_dict[prefix + name] = tensor.to(head.sub_centroids.device)
@@ -115,6 +116,8 @@ def fill_missing_learning_state(head, state_dict: dict, prefix: str) -> Optional
             tensor = torch.ones_like(tensor)
         elif name == 'subcentroid_updates':  # momentum at its final value
             tensor = torch.full_like(tensor, 1e9)
+        elif name == 'subcentroid_source':  # learned, not snapped: no pixel behind them
+            tensor = torch.full_like(tensor, -1)
         else:
             tensor = torch.zeros_like(tensor)
         state_dict[prefix + name] = tensor
