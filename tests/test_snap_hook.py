@@ -82,6 +82,9 @@ def test_provenance_loads_with_and_without_the_hook(warnings_logged):
     hooked.enable_pixel_sources()
     hooked.load_state_dict(head().state_dict())
     assert (hooked.subcentroid_source == -1).all()
+    said = [r.getMessage() for r in warnings_logged]
+    assert any('no subcentroid_source; they are learned, not snapped' in m for m in said), said
+    assert not any('count as seeded' in m for m in said)
 
 
 def test_sources_meta_is_checked():

@@ -121,5 +121,11 @@ def fill_missing_learning_state(head, state_dict: dict, prefix: str) -> Optional
         else:
             tensor = torch.zeros_like(tensor)
         state_dict[prefix + name] = tensor
-    return (f"{_name(head, prefix)}: the checkpoint has no {', '.join(missing)}; its "
-            'sub-centroids count as seeded and warmed up (momentum at its final value).')
+    said = []
+    if set(missing) - {'subcentroid_source'}:
+        said.append('its sub-centroids count as seeded and warmed up (momentum at its final '
+                    'value)')
+    if 'subcentroid_source' in missing:
+        said.append('they are learned, not snapped to pixels (no provenance until a snap)')
+    return (f"{_name(head, prefix)}: the checkpoint has no {', '.join(missing)}; "
+            f"{'; '.join(said)}.")
