@@ -13,6 +13,7 @@ invalidates.
 
     python bench/camvid_ablation.py [--variants twin reference combined ...]
         [--seeds 0 1 2] [--iters 600] [--table] [--data-root DIR]
+    python bench/camvid_ablation.py --compare 'kmeans++ start'   # class by class
 """
 import argparse
 import json
@@ -178,6 +179,34 @@ def table(records: List[dict]) -> str:
     return '\n'.join(lines + [''] + gaps)
 
 
+def compare(records: List[dict], name: str, iters: int = 600) -> str:
+    """The twin against variant ``name``, class by class, over the seeds both
+    have (the per-class table of docs/results.md)."""
+    runs = {v: {r['seed']: r['metrics'] for r in records
+                if r['variant'] == v and r['iters'] == iters} for v in ('twin', name)}
+    seeds = sorted(set(runs['twin']) & set(runs[name]))
+    if not seeds:
+        return f'no seed recorded for both the twin and {name!r} at {iters} iterations'
+    first = runs[name][seeds[0]]
+    classes = [k[4:] for k in first if k.startswith('IoU.')]
+    rows = [('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')] + \
+        [(f'IoU {c}', f'IoU.{c}') for c in classes] + \
+        [('decode head learnable parameters', 'head_params'),
+         ('training time (min)', 'train_min'), ('inference (ms per val image)', 'infer_ms')]
+    lines = [f'CamVid val, {iters} iterations, seeds {seeds}',
+             f'| | 1x1 conv head (twin) | DNC ({name}) |', '|---|---:|---:|']
+    for label, key in rows:
+        cells = []
+        for variant in ('twin', name):
+            values = [runs[variant][s][key] for s in seeds
+                      if runs[variant][s].get(key) is not None]
+            cells.append(str(int(values[0])) if key == 'head_params' else summary(values))
+        lines.append(f'| {label} | {cells[0]} | {cells[1]} |')
+    gap = statistics.mean(runs[name][s]['mIoU'] - runs['twin'][s]['mIoU'] for s in seeds)
+    lines.append(f'\nDNC - twin, mIoU, mean over seeds {seeds}: {gap:+.2f}')
+    return '\n'.join(lines)
+
+
 def main():
     global RESULTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -187,9 +216,14 @@ def main():
     parser.add_argument('--data-root')
     parser.add_argument('--work-dir', default='work_dirs/bench_ablation')
     parser.add_argument('--table', action='store_true', help='print the recorded table only')
+    parser.add_argument('--compare', metavar='VARIANT', choices=list(VARIANTS),
+                        help='print the twin against VARIANT class by class (recorded runs)')
     parser.add_argument('--results', default=None, help='the results file (JSON lines)')
     args = parser.parse_args()
     RESULTS = args.results or RESULTS
+    if args.compare:
+        print(compare(recorded(), args.compare, args.iters))
+        return
     if not args.table:
         data_root = find_camvid(args.data_root, ROOT)
         for seed in args.seeds:
