@@ -561,10 +561,12 @@ class DNCDecodeHead(BaseDecodeHead):
         seeds = torch.zeros_like(self.sub_centroids)
         for cls in ready.nonzero().flatten().tolist():
             k = self.num_subcentroids[cls]
-            # unit in float32: under bfloat16 autocast a pixel's embedding is
-            # only unit to about 1e-2
-            seeds[cls, :k] = F.normalize(learning.kmeans_pp_seeds(x[y == cls], k).float(),
-                                         dim=-1)
+            class_seeds = learning.kmeans_pp_seeds(x[y == cls], k)  # float32 rows of x
+            if x.dtype != torch.float32:
+                # under bfloat16/float16 autocast a pixel's embedding is unit
+                # only to about 1e-2 (float32 rows are left bit for bit)
+                class_seeds = F.normalize(class_seeds, dim=-1)
+            seeds[cls, :k] = class_seeds
         # every rank's ready classes are unseeded (the flags agree across ranks)
         seeds, seeded_now = learning.gather_per_class(seeds, ready)
         if not seeded_now.any():
