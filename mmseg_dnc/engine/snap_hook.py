@@ -231,12 +231,11 @@ class SnapSubcentroidsHook(Hook):
             rows[:, 0] = torch.tensor([compact[i] for i in rows[:, 0].tolist()],
                                       dtype=torch.long)
             head.subcentroid_source[has] = rows.to(head.subcentroid_source.device)
-        missing = int((~has).sum()) - (0 if head.subcentroid_active is None
-                                       else int((~head.subcentroid_active).sum()))
+        # used slots (all, or those of each class's own K) that found no pixel
+        empty = ~has if head.subcentroid_active is None else head.subcentroid_active & ~has
+        missing = int(empty.sum())
         classes = dataset.metainfo.get('classes')
-        lacking = sorted({int(c) for c in (~has).nonzero()[:, 0].tolist()
-                          if head.subcentroid_active is None or
-                          bool(head.subcentroid_active[c].any())})
+        lacking = sorted(set(empty.nonzero()[:, 0].tolist()))
         note = ''
         if missing:
             names = [classes[c] if classes else str(c) for c in lacking]
