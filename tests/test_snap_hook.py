@@ -20,6 +20,7 @@ from mmseg_dnc.explain import training_set
 from mmseg_dnc.visualization.geometry import unpadded_feature_size
 from .conftest import TINY_CONFIG, TINY_DATA, assert_same_training_state, run_tool
 from .test_distributed import free_port
+from .test_interruption import config_with_hooks
 from .test_subcentroid_learning import head, pixels, step
 
 
@@ -95,17 +96,14 @@ def test_sources_meta_is_checked():
 
 
 # ------------------------------------------------------ real training run
-SNAP_CONFIG = """_base_ = {base!r}
-custom_hooks = [dict(type='SnapSubcentroidsHook', begin=2, num_workers=0)]
-default_hooks = dict(checkpoint=dict(interval=1))
-"""
+SNAP_HOOK = "dict(type='SnapSubcentroidsHook', begin=2, num_workers=0)"
 
 
 def _train(tmp_path, work_dir, iters, *extra):
-    config = tmp_path / 'snap.py'
-    config.write_text(SNAP_CONFIG.format(base=TINY_CONFIG))
-    return run_tool('train.py', str(config), '--work-dir', str(work_dir), *extra,
-                    '--cfg-options', f'train_cfg.max_iters={iters}', *TINY_DATA)
+    """The tiny config with the hook, a checkpoint every iteration."""
+    return run_tool('train.py', config_with_hooks(tmp_path, SNAP_HOOK), '--work-dir',
+                    str(work_dir), *extra, '--cfg-options', f'train_cfg.max_iters={iters}',
+                    'default_hooks.checkpoint.interval=1', *TINY_DATA)
 
 
 @pytest.fixture(scope='module')
@@ -204,7 +202,8 @@ def test_explanation_tools_need_no_extra_pass(snapped_run, tmp_path):
     """A checkpoint of real-pixel sub-centroids carries its case base: the
     gallery and the explanation panel run without tools/snap_subcentroids.py."""
     run_dir, _ = snapped_run
-    config, checkpoint = str(run_dir / 'snap.py'), str(run_dir / 'run' / 'iter_4.pth')
+    config = config_with_hooks(run_dir, SNAP_HOOK)
+    checkpoint = str(run_dir / 'run' / 'iter_4.pth')
     assert not osp.exists(osp.splitext(checkpoint)[0] + '.casebase.pth')
     gallery = run_tool('subcentroid_gallery.py', config, checkpoint, '--classes', 'Car',
                        '--out-dir', str(tmp_path / 'gallery'))

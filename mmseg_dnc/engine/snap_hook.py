@@ -134,9 +134,13 @@ class SnapSubcentroidsHook(Hook):
 
     # --------------------------------------------------------------- hooks
     @staticmethod
-    def head_of(runner) -> DNCDecodeHead:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        head = getattr(model, 'decode_head', None)
+    def model_of(runner):
+        """The segmentor, unwrapped from DDP."""
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+    @classmethod
+    def head_of(cls, runner) -> DNCDecodeHead:
+        head = getattr(cls.model_of(runner), 'decode_head', None)
         if not isinstance(head, DNCDecodeHead):
             raise TypeError(f'SnapSubcentroidsHook: the decode head is {type(head).__name__}, '
                             'not a DNC head; it has no sub-centroids to snap. Remove the hook '
@@ -165,8 +169,7 @@ class SnapSubcentroidsHook(Hook):
             checkpoint.setdefault('meta', {})[META_KEY] = list(self.image_paths)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        value = checkpoint.get('meta', {}).get(META_KEY)
-        self.image_paths = [] if value is None else list(check_sources_meta(value))
+        self.image_paths = list(source_paths(checkpoint) or [])
 
     # ---------------------------------------------------------------- snap
     def image_indices(self, size: int) -> List[int]:
@@ -180,7 +183,7 @@ class SnapSubcentroidsHook(Hook):
         from torch.utils.data import Subset
 
         from mmseg_dnc.explain import build_case_base, one_by_one, training_set
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = self.model_of(runner)
         head = self.head_of(runner)
         rank, world = _rank_and_world()
         dataset = training_set(runner.cfg)
