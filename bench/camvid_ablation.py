@@ -28,7 +28,7 @@ from typing import Dict, List
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from camvid_accuracy import ROOT, train_and_test  # noqa: E402
+from camvid_accuracy import ROOT, summary, table_rows, train_and_test  # noqa: E402
 from mechanisms import ALL_MECHANISMS, MECHANISMS, REFERENCE, with_reference  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
@@ -131,14 +131,6 @@ def run(name: str, seed: int, iters: int, data_root: str, work_dir: str) -> dict
                 threads=torch.get_num_threads(), torch=torch.__version__)
 
 
-def summary(values: List[float]) -> str:
-    if not values:
-        return ''
-    if len(values) == 1:
-        return f'{values[0]:.1f}'
-    return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
-
-
 def table(records: List[dict]) -> str:
     rows = []
     groups: Dict[tuple, List[dict]] = {}
@@ -189,10 +181,7 @@ def compare(records: List[dict], name: str, iters: int = 600) -> str:
         return f'no seed recorded for both the twin and {name!r} at {iters} iterations'
     first = runs[name][seeds[0]]
     classes = [k[4:] for k in first if k.startswith('IoU.')]
-    rows = [('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')] + \
-        [(f'IoU {c}', f'IoU.{c}') for c in classes] + \
-        [('decode head learnable parameters', 'head_params'),
-         ('training time (min)', 'train_min'), ('inference (ms per val image)', 'infer_ms')]
+    rows = table_rows(classes)
     lines = [f'CamVid val, {iters} iterations, seeds {seeds}',
              f'| | 1x1 conv head (twin) | DNC ({name}) |', '|---|---:|---:|']
     for label, key in rows:

@@ -82,10 +82,21 @@ def train_and_test(config: str, seed: int, data_root: str, work_dir: str,
     return {key: float(value) for key, value in metrics.items()}
 
 
-def summary(values):
+def summary(values) -> str:
+    """Mean ± standard deviation over seeds ('' for none)."""
+    if not values:
+        return ''
     if len(values) == 1:
         return f'{values[0]:.1f}'
     return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
+
+
+def table_rows(classes):
+    """(label, metric key) of the per-class table: the twin against DNC."""
+    return [('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')] + \
+        [(f'IoU {c}', f'IoU.{c}') for c in classes] + \
+        [('decode head learnable parameters', 'head_params'),
+         ('training time (min)', 'train_min'), ('inference (ms per val image)', 'infer_ms')]
 
 
 def main():
@@ -109,10 +120,7 @@ def main():
         json.dump(dict(seeds=args.seeds, runs=runs), f, indent=1)
 
     classes = [k[4:] for k in runs['DNC'][0] if k.startswith('IoU.')]
-    rows = [('mIoU', 'mIoU'), ('mAcc', 'mAcc'), ('aAcc', 'aAcc')] + \
-        [(f'IoU {c}', f'IoU.{c}') for c in classes] + \
-        [('decode head learnable parameters', 'head_params'),
-         ('training time (min)', 'train_min'), ('inference (ms per val image)', 'infer_ms')]
+    rows = table_rows(classes)
     print(f'\nCamVid val (101 images, 480x360), seeds {args.seeds}; '
           f'{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}')
     print('| | 1x1 conv head | DNC head |\n|---|---:|---:|')
