@@ -14,6 +14,7 @@ invalidates.
     python bench/camvid_ablation.py [--variants twin reference combined ...]
         [--seeds 0 1 2] [--iters 600] [--table] [--data-root DIR]
     python bench/camvid_ablation.py --compare 'kmeans++ start'   # class by class
+    python bench/camvid_ablation.py --figure docs/camvid_ablation.png   # the picture
 """
 import argparse
 import json
@@ -28,6 +29,7 @@ from typing import Dict, List
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from ablation_figure import plot_ablation  # noqa: E402
 from camvid_accuracy import ROOT, summary, table_rows, train_and_test  # noqa: E402
 from mechanisms import ALL_MECHANISMS, MECHANISMS, REFERENCE, with_reference  # noqa: E402
 
@@ -207,9 +209,14 @@ def main():
     parser.add_argument('--table', action='store_true', help='print the recorded table only')
     parser.add_argument('--compare', metavar='VARIANT', choices=list(VARIANTS),
                         help='print the twin against VARIANT class by class (recorded runs)')
+    parser.add_argument('--figure', metavar='PNG',
+                        help='draw the recorded runs against the twin into PNG')
     parser.add_argument('--results', default=None, help='the results file (JSON lines)')
     args = parser.parse_args()
     RESULTS = args.results or RESULTS
+    if args.figure:
+        print(plot_ablation(recorded(), args.figure, list(VARIANTS)))
+        return
     if args.compare:
         print(compare(recorded(), args.compare, args.iters))
         return
