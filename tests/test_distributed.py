@@ -68,31 +68,6 @@ def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
     assert not torch.equal(new[:3], global_batch()[0][:3])
 
 
-def test_torchrun_two_cpu_processes_train_to_identical_subcentroids(tmp_path):
-    config = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
-    data = [f'{loader}.dataset.data_root={CAMVID}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    with_dump = tmp_path / 'with_rank_dump.py'
-    with_dump.write_text(
-        f"_base_ = '{config}'\n"
-        "custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])\n"
-        "custom_hooks = [dict(type='RankDumpHook')]\n")
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT, PYTHON=sys.executable,
-               PORT=str(free_port()))
-    proc = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(with_dump), '2',
-         '--work-dir', str(tmp_path), '--cfg-options', 'train_cfg.max_iters=3',
-         'train_cfg.val_begin=100', *LEARNING, *data],
-        capture_output=True, text=True, cwd=ROOT, env=env)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert 'gloo process group 0/2' in out and 'Iter(train) [3/3]' in out
-    ranks = [torch.load(tmp_path / f'sub_centroids_rank{r}.pt') for r in range(2)]
-    assert torch.equal(ranks[0], ranks[1])  # bitwise, after 3 all-reduced updates
-    saved = torch.load(tmp_path / 'iter_3.pth', weights_only=False)['state_dict']
-    assert torch.equal(saved['decode_head.sub_centroids'], ranks[0])
-
-
 def dist_train(config, work_dir, *extra, check=True):
     data = [f'{loader}.dataset.data_root={CAMVID}'
             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
@@ -110,14 +85,29 @@ def dist_train(config, work_dir, *extra, check=True):
     return proc
 
 
-def test_two_processes_killed_while_saving_resume_to_the_uninterrupted_run(tmp_path):
+def test_torchrun_two_processes_train_identically_and_resume_a_kill_exactly(tmp_path):
+    """Two gloo processes through tools/dist_train.sh: every rank ends with the
+    same sub-centroids (bitwise, after 4 all-reduced updates), the checkpoint
+    holds them, and a run killed while saving resumes to the uninterrupted run."""
     config = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
+    with_dump = tmp_path / 'with_rank_dump.py'
+    with_dump.write_text(
+        f"_base_ = '{config}'\n"
+        "custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])\n"
+        "custom_hooks = [dict(type='RankDumpHook')]\n")
+    whole = dist_train(with_dump, tmp_path / 'whole')
+    out = whole.stdout + whole.stderr
+    assert 'gloo process group 0/2' in out and 'Iter(train) [4/4]' in out
+    ranks = [torch.load(tmp_path / 'whole' / f'sub_centroids_rank{r}.pt') for r in range(2)]
+    assert torch.equal(ranks[0], ranks[1])
+    saved = torch.load(tmp_path / 'whole' / 'iter_4.pth', weights_only=False)['state_dict']
+    assert torch.equal(saved['decode_head.sub_centroids'], ranks[0])
+
     killing = tmp_path / 'killing.py'
     killing.write_text(
         f"_base_ = '{config}'\n"
         "custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])\n"
         "custom_hooks = [dict(type='KillWhileSavingHook', at_iter=3)]\n")
-    dist_train(config, tmp_path / 'whole')
     killed = dist_train(killing, tmp_path / 'run', check=False)
     assert killed.returncode != 0 and os.listdir(tmp_path / 'run').count('iter_2.pth') == 1
     resumed = dist_train(config, tmp_path / 'run', '--resume')
