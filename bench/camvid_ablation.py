@@ -48,6 +48,9 @@ VARIANTS: Dict[str, tuple] = {
     'kmeans++ + warm-up': (DNC, with_reference(dict(subcentroid_init='kmeans++',
                                                     momentum_warmup=True))),
     'combined': (DNC, with_reference(ALL_MECHANISMS)),
+    # dead restart as vector-quantize-pytorch does it: on random pixels of the class
+    'dead restart on random pixels': (DNC, with_reference(dict(
+        MECHANISMS['dead restart'], restart_on='random'))),
     # K per class from pixel frequency (tools/k_per_class.py on CamVid train), mean 10
     'kmeans++ + K from frequency': (DNC, with_reference(dict(
         subcentroid_init='kmeans++', num_subcentroids=[17, 20, 4, 20, 9, 13, 4, 4, 10, 3, 2]))),

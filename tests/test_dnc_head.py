@@ -196,6 +196,7 @@ BASE = dict(in_channels=8, channels=8, num_classes=3, decoder='FCNHead')
     (dict(subcentroid_init='kmeans'), "subcentroid_init='kmeans' is invalid; use one of 'random'"),
     (dict(restart_dead_below=1.0), 'restart_dead_below=1.0'),
     (dict(restart_dead_every=0), 'restart_dead_every=0'),
+    (dict(restart_on='hardest'), "restart_on='hardest' is invalid; use one of 'worst', 'random'"),
 ])
 def test_bad_settings_fail_at_build(keys, message):
     with pytest.raises(ValueError, match=message.replace('[', r'\[').replace('(', r'\(')):

@@ -205,6 +205,27 @@ def test_dead_subcentroid_restarts_on_the_worst_fitted_pixel():
     assert model.sub_centroids[0, 0] @ before[0, 0] > 0.999  # alive: only updated
 
 
+def test_dead_subcentroid_restarts_on_random_pixels():
+    """restart_on='random': the dead take the class's pixels of lowest uniform
+    key (torch's generator at the step), not its worst-fitted ones."""
+    model = head(restart_dead_below=0.5, restart_dead_every=2, restart_on='random')
+    x, y = pixels([6])
+    with torch.no_grad():
+        model.sub_centroids[0, 0] = F.normalize(x.sum(0), dim=0)
+        model.sub_centroids[0, 1:] = -model.sub_centroids[0, 0]
+    step(model, x, y)
+    before = model.sub_centroids.clone()
+    torch.manual_seed(5)
+    keys = torch.rand(6)
+    torch.manual_seed(5)
+    step(model, x, y)  # end of the window: 1, 2 and 3 restart
+    drawn = keys.argsort()[:3]
+    torch.testing.assert_close(model.sub_centroids[0, 1:], x[drawn])
+    worst = (x @ before[0].t()).max(dim=1).values.argsort()[:3]
+    assert not torch.equal(drawn, worst)  # so the test tells the two rules apart
+    assert model.sub_centroids[0, 0] @ before[0, 0] > 0.999
+
+
 def test_learning_state_is_saved_and_resumes_exactly():
     keys = dict(subcentroid_init='kmeans++', momentum_warmup=True,
                 update_from='correct_or_all', restart_dead_below=0.5, restart_dead_every=2)

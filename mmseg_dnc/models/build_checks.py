@@ -196,6 +196,7 @@ SETTINGS = dict(
     restart_dead_below=Number(low=0, high=1, open_high=True,
                               hint=' (a fraction of the fair share 1/K; 0 turns it off)'),
     restart_dead_every=Number(integer=True, low=1),
+    restart_on=Choice('worst', 'random'),
 )
 
 

@@ -114,9 +114,14 @@ class DNCDecodeHead(BaseDecodeHead):
             its start is forgotten in short schedules. Default False.
         restart_dead_below (float): a sub-centroid that wins (is nearest to)
             fewer than this fraction of its fair share 1/K of its class's
-            pixels over ``restart_dead_every`` steps restarts on the class's
-            worst-fitted pixel of the step. 0 (default) = off.
+            pixels over ``restart_dead_every`` steps restarts on one of the
+            class's pixels of the step (``restart_on``). 0 (default) = off.
         restart_dead_every (int): the window of that count, in steps.
+        restart_on (str): which pixel a dead sub-centroid restarts on:
+            ``'worst'`` (default) the class's worst-fitted pixels (least
+            similar to all its sub-centroids); ``'random'`` pixels of the class
+            drawn uniformly (torch's generator), as vector-quantize-pytorch
+            replaces dead codes by batch samples.
         **kwargs: the decoder's arguments (in_channels, channels,
             num_classes, loss_decode, ...).
     """
@@ -153,6 +158,7 @@ class DNCDecodeHead(BaseDecodeHead):
                  momentum_warmup: bool = False,
                  restart_dead_below: float = 0.0,
                  restart_dead_every: int = 50,
+                 restart_on: str = 'worst',
                  **kwargs):
         per_class = check_settings(
             num_classes=kwargs.get('num_classes'), num_subcentroids=num_subcentroids,
@@ -163,7 +169,8 @@ class DNCDecodeHead(BaseDecodeHead):
             score_temperature=score_temperature, projection=projection,
             memory_size=memory_size, memory_per_step=memory_per_step,
             subcentroid_init=subcentroid_init, momentum_warmup=momentum_warmup,
-            restart_dead_below=restart_dead_below, restart_dead_every=restart_dead_every)
+            restart_dead_below=restart_dead_below, restart_dead_every=restart_dead_every,
+            restart_on=restart_on)
         super().__init__(**kwargs)
         if self.out_channels != self.num_classes:
             raise ValueError(
@@ -221,6 +228,7 @@ class DNCDecodeHead(BaseDecodeHead):
         self.momentum_warmup = momentum_warmup
         self.restart_dead_below = restart_dead_below
         self.restart_dead_every = restart_dead_every
+        self.restart_on = restart_on
         self.register_buffer('subcentroid_seeded', torch.zeros(
             self.num_classes, dtype=torch.bool) if subcentroid_init == 'kmeans++' else None)
         self.register_buffer('subcentroid_updates', torch.zeros(
@@ -586,7 +594,8 @@ class DNCDecodeHead(BaseDecodeHead):
     def _restart_dead(self, x: Tensor, y: Tensor, own: Tensor) -> None:
         """Count each sub-centroid's wins; at the end of a window, restart
         those below ``restart_dead_below`` of the fair share on the class's
-        worst-fitted pixels of this step."""
+        pixels of this step: its worst-fitted ones, or (``restart_on='random'``)
+        those with the lowest uniform random keys, all ranks together."""
         c, k, _ = self.sub_centroids.shape
         best, nearest = self._masked_for(own, y).max(dim=1)
         wins = torch.bincount(y * k + nearest, minlength=c * k).float().view(c, k)
@@ -601,8 +610,10 @@ class DNCDecodeHead(BaseDecodeHead):
         self.subcentroid_wins.zero_()
         if not dead.any():
             return
-        worst, exists = learning.worst_fitted(x, y, best, c, k)
-        # the i-th dead sub-centroid of a class takes the class's i-th worst pixel
+        # the pixels of lowest key: the worst-fitted, or a uniform sample
+        keys = best if self.restart_on == 'worst' else torch.rand(best.shape, device=best.device)
+        worst, exists = learning.worst_fitted(x, y, keys, c, k)
+        # the i-th dead sub-centroid of a class takes the class's i-th pixel
         rank = dead.long().cumsum(dim=1) - 1
         pick = worst.gather(1, rank.clamp(min=0)[..., None].expand(-1, -1, worst.shape[2]))
         restart = dead & exists.gather(1, rank.clamp(min=0))
@@ -611,7 +622,8 @@ class DNCDecodeHead(BaseDecodeHead):
         if self.subcentroid_updates is not None:
             self.subcentroid_updates[restart] = 0
         print_log(f'DNCDecodeHead: restarted {int(restart.sum())} dead sub-centroids '
-                  f'(classes {sorted(set(restart.nonzero()[:, 0].tolist()))}).',
+                  f'(classes {sorted(set(restart.nonzero()[:, 0].tolist()))}) on '
+                  f"{'their worst-fitted' if self.restart_on == 'worst' else 'random'} pixels.",
                   logger='current', level=logging.INFO)
 
     def _masked_for(self, own: Tensor, y: Tensor) -> Tensor:

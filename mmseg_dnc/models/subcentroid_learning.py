@@ -171,7 +171,9 @@ def dead_subcentroids(wins: Tensor, threshold: float,
 def worst_fitted(x: Tensor, labels: Tensor, best_score: Tensor, num_classes: int,
                  count: int) -> Tuple[Tensor, Tensor]:
     """Per class, the ``count`` pixels least similar to any sub-centroid of
-    their class, across ranks.
+    their class, across ranks; with any other per-pixel key in ``best_score``,
+    the ``count`` pixels of lowest key (uniform random keys: a uniform sample
+    without replacement, the same on every rank).
 
     Args:
         x (Tensor): (M, D) unit embeddings.
