@@ -54,6 +54,9 @@ VARIANTS: Dict[str, tuple] = {
     # K per class from pixel frequency (tools/k_per_class.py on CamVid train), mean 10
     'kmeans++ + K from frequency': (DNC, with_reference(dict(
         subcentroid_init='kmeans++', num_subcentroids=[17, 20, 4, 20, 9, 13, 4, 4, 10, 3, 2]))),
+    # the control for K from frequency: as few sub-centroids for every class
+    'kmeans++ + K=4': (DNC, with_reference(dict(subcentroid_init='kmeans++',
+                                                num_subcentroids=4))),
     # the last quarter of the schedule trains on a classifier of real pixels
     'kmeans++ + real pixels': (DNC, with_reference(dict(subcentroid_init='kmeans++')),
                                [dict(type='SnapSubcentroidsHook', begin=0.75)]),
