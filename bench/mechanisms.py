@@ -6,7 +6,7 @@ mechanism's keys), so a record means the same thing whatever the head's
 defaults are."""
 
 # the paper's settings
-REFERENCE = dict(subcentroid_init='random', momentum_warmup=False,
+REFERENCE = dict(num_subcentroids=10, subcentroid_init='random', momentum_warmup=False,
                  update_from='correct', restart_dead_below=0.0)
 
 MECHANISMS = {
