@@ -98,22 +98,26 @@ def subcentroid_stats(runner) -> dict:
     runner.model.dataset_meta = runner.test_dataloader.dataset.metainfo
     case_base = build_case_base(runner.model, one_by_one(training_set(cfg)), top_n=1,
                                 progress=False)
-    stats = diversity(head.sub_centroids.cpu(), case_base['wins'])
+    stats = diversity(head.sub_centroids.cpu(), case_base['wins'], case_base['active'])
     out = {}
     for c, name in enumerate(case_base['classes']):
         out[f'cos.{name}'] = float(stats['mean_pairwise_cosine'][c])
         out[f'effk.{name}'] = float(stats['effective_k'][c])
     out['mean_pairwise_cosine'] = float(stats['mean_pairwise_cosine'].mean())
     out['effective_k'] = float(stats['effective_k'].mean())
-    out.update(class_separation(head.sub_centroids.cpu(), case_base['classes']))
+    out.update(class_separation(head.sub_centroids.cpu(), case_base['classes'],
+                                case_base['active']))
     return out
 
 
-def class_separation(sub_centroids, classes) -> dict:
+def class_separation(sub_centroids, classes, active=None) -> dict:
     """How close each class's sub-centroids come to another class's: the
     cosine of its mean direction to the nearest other class's
-    (``near.<class>``) and which class that is (``nearest.<class>``, an index)."""
-    means = torch.nn.functional.normalize(sub_centroids.float().mean(dim=1), dim=-1)
+    (``near.<class>``) and which class that is (``nearest.<class>``, an index);
+    ``active`` (C, K) bool: each class's used slots (K per class)."""
+    weight = torch.ones(sub_centroids.shape[:2]) if active is None else active.float()
+    means = torch.nn.functional.normalize(
+        (sub_centroids.float() * weight[..., None]).sum(dim=1), dim=-1)
     cos = means @ means.t()
     cos.fill_diagonal_(-2.0)
     near, which = cos.max(dim=1)

@@ -1,6 +1,7 @@
 """Case-based explanations: the case base really holds the nearest pixels (one
 per image, new sequences first, border cells flagged), the replaced
 sub-centroids are real unit embeddings, the pictures are written."""
+import math
 import os.path as osp
 
 import numpy as np
@@ -13,7 +14,7 @@ from mmseg.registry import DATASETS
 from mmseg_dnc.explain import build_case_base, diversity, one_by_one
 from mmseg_dnc.explain.evidence import (border_flags, distinct_evidence, on_border,
                                         sequence_key)
-from mmseg_dnc.explain.figures import class_gallery, gallery_row_labels
+from mmseg_dnc.explain.figures import class_gallery, gallery_row_labels, similarity_heatmap
 from .conftest import CAMVID, ROOT, build_model, run_tool
 from .conftest import TINY_CONFIG as CONFIG
 
@@ -204,6 +205,47 @@ def test_diversity_numbers():
     torch.testing.assert_close(stats['mean_pairwise_cosine'], torch.tensor([1.0, 0.0]))
     torch.testing.assert_close(stats['share'][1], torch.full((3,), 1 / 3))
     torch.testing.assert_close(stats['effective_k'], torch.tensor([1.0, 3.0]))
+
+
+def test_diversity_with_k_per_class_ignores_unused_slots():
+    # class 0 uses 2 of 3 slots (orthogonal pair); its unused slot equals slot 0
+    # and "won" pixels, and must change nothing; class 1 uses 1 slot
+    p = torch.stack([torch.eye(3)[[0, 1, 0]], torch.eye(3)[[2, 0, 1]]])
+    active = torch.tensor([[True, True, False], [True, False, False]])
+    stats = diversity(p, torch.tensor([[1, 3, 8], [5, 9, 9]]), active)
+    torch.testing.assert_close(stats['mean_pairwise_cosine'], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(stats['share'], torch.tensor([[0.25, 0.75, 0.0],
+                                                             [1.0, 0.0, 0.0]]))
+    entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    torch.testing.assert_close(stats['effective_k'], torch.tensor([math.exp(entropy), 1.0]))
+
+
+def test_case_base_of_a_k_per_class_head_records_its_slots(small_set):
+    ks = [3, 10, 2, 10, 5, 7, 2, 2, 4, 2, 1]
+    model = build_model('FCNHead', 11, num_subcentroids=ks)
+    model.dataset_meta = small_set.metainfo
+    case_base = build_case_base(model, one_by_one(small_set, 0), top_n=2, progress=False)
+    assert case_base['active'].sum(dim=1).tolist() == ks
+    # an unused slot is never anyone's nearest, so it has no pixel and no win
+    assert not case_base['has_pixels'][~case_base['active']].any()
+    assert case_base['wins'][~case_base['active']].sum() == 0
+
+
+def test_gallery_and_heatmap_with_k_per_class(model_and_case_base, tmp_path):
+    _, case_base = model_and_case_base
+    active = torch.zeros(11, 10, dtype=torch.bool)
+    active[:, :4] = True
+    active[0, 4:7] = True  # class 0: K=7, the others K=4
+    limited = dict(case_base, active=active)
+    share = diversity(F.normalize(torch.randn(11, 10, 4), dim=-1), case_base['wins'],
+                      active)['share']
+    assert [label.split('\n')[0] for label in gallery_row_labels(limited, 0, share)] == \
+        [f'k={k}' for k in range(7)]
+    assert len(gallery_row_labels(limited, 1, share)) == 4
+    class_gallery(limited, 1, share, str(tmp_path / 'gallery.png'))
+    path = similarity_heatmap(F.normalize(torch.randn(11, 10, 4), dim=-1), case_base['classes'],
+                              str(tmp_path / 'similarity.png'), active)
+    assert np.asarray(Image.open(path).convert('L')).std() > 10
 
 
 def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):

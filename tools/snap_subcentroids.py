@@ -49,7 +49,8 @@ def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:
     """The table (and a legend line under it), and its numbers; ``seeded``
     (C,) bool marks the classes a ``subcentroid_init='kmeans++'`` head has not
     seeded yet. A case base without ``border_flagged`` shows '?' for them."""
-    stats = diversity(sub_centroids, case_base['wins'])
+    active = case_base.get('active')
+    stats = diversity(sub_centroids, case_base['wins'], active)
     lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) '
              '| border k |',
              '|---|---:|---:|---|---|']
@@ -59,7 +60,8 @@ def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:
             lines.append(f'| {name} | - | - | not seeded: no training batch held K pixels '
                          f'of it; its sub-centroids are still random | {border} |')
             continue
-        share = ' '.join(f'{100 * v:.0f}' for v in stats['share'][c].tolist())
+        used = stats['share'][c] if active is None else stats['share'][c][active[c]]
+        share = ' '.join(f'{100 * v:.0f}' for v in used.tolist())
         lines.append(f"| {name} | {stats['mean_pairwise_cosine'][c]:.3f} | "
                      f"{stats['effective_k'][c]:.1f} | {share} | {border} |")
     lines += ['', BORDER_LEGEND]
@@ -85,8 +87,9 @@ def main():
 
     model, cfg = load_dnc_model(cfg, args.checkpoint, args.device)
     dataset = training_set(cfg, args.data_root)
-    print(f'Snapping {model.decode_head.sub_centroids.shape[0]} classes x '
-          f'{model.decode_head.sub_centroids.shape[1]} sub-centroids to {len(dataset)} '
+    ks = model.decode_head.num_subcentroids
+    print(f'Snapping {sum(ks)} sub-centroids of {len(ks)} classes (K '
+          f"{ks[0] if min(ks) == max(ks) else f'{min(ks)}-{max(ks)}'}) to {len(dataset)} "
           'training images')
     case_base = build_case_base(model, one_by_one(dataset), args.top_n)
     out = case_base_path(args.checkpoint)
@@ -100,7 +103,8 @@ def main():
     with open(osp.splitext(out)[0] + '.diversity.json', 'w') as f:
         json.dump({name: dict(mean_pairwise_cosine=float(stats['mean_pairwise_cosine'][c]),
                               effective_k=float(stats['effective_k'][c]),
-                              share=stats['share'][c].tolist(),
+                              share=(stats['share'][c] if case_base.get('active') is None
+                                     else stats['share'][c][case_base['active'][c]]).tolist(),
                               seeded=None if seeded is None else bool(seeded[c]),
                               border_flagged=case_base['border_flagged'][c].tolist())
                    for c, name in enumerate(case_base['classes'])}, f, indent=1)
@@ -112,7 +116,8 @@ def main():
         has = case_base['has_pixels']
         replaced = torch.where(has[..., None], case_base['nearest_embedding'], state[key])
         state[key] = replaced.to(state[key].dtype)
-        kept = int((~has).sum())
+        active = case_base.get('active', torch.ones_like(has))
+        kept = int((~has & active).sum())
         out_ckpt = osp.splitext(args.checkpoint)[0] + '_casebased.pth'
         save_atomic(dict(state_dict=state, meta=checkpoint.get('meta', {})), out_ckpt)
         print(f'case-based checkpoint: {out_ckpt} ({int(has.sum())} sub-centroids replaced by '

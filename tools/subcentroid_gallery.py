@@ -40,12 +40,13 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     if 'border_flagged' not in case_base:
         print(f'note: {BORDER_UNKNOWN}')
-    stats = diversity(sub_centroids, case_base['wins'])
+    stats = diversity(sub_centroids, case_base['wins'], case_base.get('active'))
     for c, name in enumerate(classes):
         if args.classes and name not in args.classes:
             continue
         class_gallery(case_base, c, stats['share'], osp.join(out_dir, f'{name}.png'))
-    similarity_heatmap(sub_centroids, classes, osp.join(out_dir, 'similarity.png'))
+    similarity_heatmap(sub_centroids, classes, osp.join(out_dir, 'similarity.png'),
+                       case_base.get('active'))
     print(f'gallery: {osp.abspath(out_dir)}')
 
 

@@ -62,7 +62,7 @@ def run_camvid_demo(config: str, data_root: str, work_dir: str, num_images: int 
     results = predict_with_subcentroids(model, pseudo_collate([dataset[i] for i in wanted]))
     meta = dataset.metainfo
     panel = save_prediction_panel(
-        results, meta['classes'], meta['palette'], model.decode_head.sub_centroids.shape[1],
+        results, meta['classes'], meta['palette'], model.decode_head.num_subcentroids,
         osp.join(pictures_dir, 'predictions.png'), titles=names)
     scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     curves = plot_training_curves(

@@ -170,6 +170,8 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True,
         border_flagged=border_flags(border.view(shape), found.view(shape)),
         nearest_embedding=nearest_embedding.view(c, k, d),
         has_pixels=found[0].view(c, k), wins=wins.view(c, k), image_paths=paths,
+        active=(torch.ones(c, k, dtype=torch.bool) if head.subcentroid_active is None
+                else head.subcentroid_active.cpu().clone()),
         feature_stride=float(stride or 0.0), classes=list(model.dataset_meta['classes']))
 
 
@@ -206,8 +208,9 @@ def case_base_from_sources(checkpoint: dict) -> Optional[dict]:
     wins is not known without that pass (``wins_known`` False).
 
     Returns:
-        dict with the keys of :func:`build_case_base` (T=1; no ``border``),
-        or None when the checkpoint has no provenance.
+        dict with the keys of :func:`build_case_base` (T=1; no ``border``,
+        no ``active``: with K per class, every slot is shown), or None when
+        the checkpoint has no provenance.
     """
     from mmseg_dnc.engine.snap_hook import source_paths
     source = checkpoint.get('state_dict', {}).get('decode_head.subcentroid_source')
@@ -225,23 +228,31 @@ def case_base_from_sources(checkpoint: dict) -> Optional[dict]:
         classes=list(classes) if classes else [str(i) for i in range(c)])
 
 
-def diversity(sub_centroids: Tensor, wins: Tensor) -> Dict[str, Tensor]:
+def diversity(sub_centroids: Tensor, wins: Tensor,
+              active: Optional[Tensor] = None) -> Dict[str, Tensor]:
     """Are a class's sub-centroids diverse or collapsed?
 
     Args:
         sub_centroids (Tensor): (C, K, D) unit vectors.
         wins (Tensor): (C, K) training pixels won by each sub-centroid.
+        active (Tensor, optional): (C, K) bool, the slots a class uses (K per
+            class); unused slots take no part. Default: all.
 
     Returns:
-        dict: ``mean_pairwise_cosine`` (C,) over the K(K-1)/2 pairs of each
-        class (1.0 = all identical), ``share`` (C, K) of the class's pixels
-        each sub-centroid wins, ``effective_k`` (C,) = exp(entropy of share).
+        dict: ``mean_pairwise_cosine`` (C,) over the K_c(K_c-1)/2 pairs of
+        each class (1.0 = all identical, and for K_c = 1), ``share`` (C, K)
+        of the class's pixels each sub-centroid wins (0 at unused slots),
+        ``effective_k`` (C,) = exp(entropy of share).
     """
     p = sub_centroids.float()
-    k = p.shape[1]
+    c, k = p.shape[:2]
+    active = torch.ones(c, k, dtype=torch.bool) if active is None else active.bool().cpu()
     gram = p @ p.transpose(1, 2)  # (C, K, K)
-    off_diagonal = ~torch.eye(k, dtype=torch.bool)
-    mean_cos = gram[:, off_diagonal].mean(dim=1) if k > 1 else torch.ones(p.shape[0])
-    share = wins.float() / wins.sum(dim=1, keepdim=True).clamp(min=1)
+    pairs = active[:, :, None] & active[:, None, :] & ~torch.eye(k, dtype=torch.bool)
+    count = pairs.sum(dim=(1, 2))
+    mean_cos = torch.where(count > 0, (gram * pairs).sum(dim=(1, 2)) / count.clamp(min=1),
+                           torch.ones(c))
+    wins = wins.float() * active
+    share = wins / wins.sum(dim=1, keepdim=True).clamp(min=1)
     entropy = -(share * share.clamp(min=1e-12).log()).sum(dim=1)
     return dict(mean_pairwise_cosine=mean_cos, share=share, effective_k=entropy.exp())

@@ -184,6 +184,13 @@ def explanation_panel(analysis: dict, case_base: dict, palette: Sequence,
 BORDER_UNKNOWN = 'border: not known (case base made before border flags; snap again to get them)'
 
 
+def class_k(case_base: dict, c: int) -> int:
+    """K of class c: its used slots (K per class), or every slot of a case
+    base made before it recorded them."""
+    active = case_base.get('active')
+    return case_base['score'].shape[2] if active is None else int(active[c].sum())
+
+
 def gallery_row_labels(case_base: dict, c: int, share: torch.Tensor) -> List[str]:
     """The title of each of class c's K gallery rows: k, its share of wins, and
     'border' where most of its shown pixels lie on the image's edge.
@@ -193,7 +200,7 @@ def gallery_row_labels(case_base: dict, c: int, share: torch.Tensor) -> List[str
     """
     flagged = case_base.get('border_flagged')
     labels = []
-    for k in range(case_base['score'].shape[2]):
+    for k in range(class_k(case_base, c)):
         label = f'k={k}\nwins {100 * float(share[c, k]):.0f}%' \
             if case_base.get('wins_known', True) else f'k={k}'
         if flagged is not None and bool(flagged[c, k]):
@@ -207,7 +214,7 @@ def class_gallery(case_base: dict, c: int, share: torch.Tensor, path: str,
     """Class c's sub-centroids, one row each, as their nearest training patches
     (from distinct images); a row titled 'border' is a sub-centroid at least
     half of whose shown pixels are feature cells on the image's edge."""
-    k = case_base['score'].shape[2]
+    k = class_k(case_base, c)
     show = min(show, case_base['score'].shape[0])
     fig = Figure(figsize=(1.6 * show + 2.4, 1.7 * k))
     axes = fig.subplots(k, show, squeeze=False)
@@ -226,24 +233,31 @@ def class_gallery(case_base: dict, c: int, share: torch.Tensor, path: str,
     return path
 
 
-def similarity_heatmap(sub_centroids: torch.Tensor, classes: Sequence[str], path: str) -> str:
-    """Cosine between all C*K sub-centroids, grouped by class."""
+def similarity_heatmap(sub_centroids: torch.Tensor, classes: Sequence[str], path: str,
+                       active: Optional[torch.Tensor] = None) -> str:
+    """Cosine between all sub-centroids, grouped by class; ``active`` (C, K)
+    bool keeps each class's used slots (K per class)."""
     c, k, d = sub_centroids.shape
-    flat = sub_centroids.float().reshape(c * k, d)
+    active = torch.ones(c, k, dtype=torch.bool) if active is None else active.bool().cpu()
+    flat = sub_centroids.float()[active]  # (sum of K_c, D), class by class
     sim = (flat @ flat.t()).numpy()
-    side = min(16, 4 + 0.12 * c * k)
+    sizes = active.sum(dim=1).tolist()
+    starts = [sum(sizes[:i]) for i in range(c)]
+    side = min(16, 4 + 0.12 * len(flat))
     fig = Figure(figsize=(side + 1.5, side))
     ax = fig.subplots()
     shown = ax.imshow(sim, cmap='RdBu_r', vmin=-1, vmax=1)
     fig.colorbar(shown, ax=ax, fraction=0.04, label='cosine')
-    for b in range(1, c):
-        ax.axhline(b * k - 0.5, color='black', lw=0.4)
-        ax.axvline(b * k - 0.5, color='black', lw=0.4)
+    for b in starts[1:]:
+        ax.axhline(b - 0.5, color='black', lw=0.4)
+        ax.axvline(b - 0.5, color='black', lw=0.4)
     if c <= 60:
-        ticks = [i * k + (k - 1) / 2 for i in range(c)]
+        ticks = [start + (size - 1) / 2 for start, size in zip(starts, sizes)]
         ax.set_xticks(ticks, classes, rotation=90, fontsize=8)
         ax.set_yticks(ticks, classes, fontsize=8)
-    ax.set_title(f'similarity between all {c}x{k} sub-centroids (blocks: classes)')
+    what = f'{c}x{k}' if min(sizes) == max(sizes) else \
+        f'{len(flat)} ({c} classes, K {min(sizes)}-{max(sizes)})'
+    ax.set_title(f'similarity between all {what} sub-centroids (blocks: classes)')
     fig.tight_layout()
     fig.savefig(path, dpi=70)
     return path

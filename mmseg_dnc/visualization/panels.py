@@ -2,7 +2,7 @@
 
 Shape legend: C classes, K sub-centroids per class, H, W image size.
 """
-from typing import List, Sequence
+from typing import List, Sequence, Union
 
 import numpy as np
 import torch
@@ -46,19 +46,24 @@ def predict_with_subcentroids(model, data: dict) -> List[dict]:
 
 
 def save_prediction_panel(results: List[dict], classes: Sequence[str], palette: Sequence,
-                          num_subcentroids: int, path: str, titles: Sequence[str] = ()):
+                          num_subcentroids: Union[int, Sequence[int]], path: str,
+                          titles: Sequence[str] = ()):
     """One row per image: image | ground truth | prediction | nearest sub-centroid.
 
     The last column colours each pixel by which of its predicted class's K
     sub-centroids is nearest (one colour per index k, the same for every
-    class), with the predicted class boundaries in black.
+    class), with the predicted class boundaries in black. ``num_subcentroids``
+    is K, or one K per class.
     """
+    ks = [num_subcentroids] if isinstance(num_subcentroids, int) else list(num_subcentroids)
+    k_range = f'{max(ks)}' if min(ks) == max(ks) else f'{min(ks)}-{max(ks)}'
+    num_subcentroids = max(ks)
     k_colors = subcentroid_colors(num_subcentroids)
     rows = len(results)
     fig = Figure(figsize=(16, 3.2 * rows + 1.2))
     axes = fig.subplots(rows, 4, squeeze=False)
     heads = ['image', 'ground truth', 'DNC prediction',
-             f'nearest sub-centroid (of {num_subcentroids} per class)']
+             f'nearest sub-centroid (of {k_range} per class)']
     for r, res in enumerate(results):
         sub = k_colors[res['subcentroid'] % len(k_colors)]
         sub[boundaries(res['pred'])] = 0
