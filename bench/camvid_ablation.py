@@ -91,13 +91,17 @@ def schedule(iters: int) -> dict:
 
 def subcentroid_stats(runner) -> dict:
     """Diversity of the trained sub-centroids, over the training set."""
-    head = runner.model.decode_head
+    runner.model.dataset_meta = runner.test_dataloader.dataset.metainfo
+    return model_stats(runner.model, runner.cfg)
+
+
+def model_stats(model, cfg) -> dict:
+    """:func:`subcentroid_stats` of ``model`` (its ``dataset_meta`` set) over
+    ``cfg``'s training set; {} for a model without sub-centroids."""
+    head = model.decode_head
     if not hasattr(head, 'sub_centroids'):
         return {}
-    cfg = runner.cfg
-    runner.model.dataset_meta = runner.test_dataloader.dataset.metainfo
-    case_base = build_case_base(runner.model, one_by_one(training_set(cfg)), top_n=1,
-                                progress=False)
+    case_base = build_case_base(model, one_by_one(training_set(cfg)), top_n=1, progress=False)
     stats = diversity(head.sub_centroids.cpu(), case_base['wins'], case_base['active'])
     out = {}
     for c, name in enumerate(case_base['classes']):
