@@ -7,7 +7,8 @@
 # train's pixel frequency (+1.2 over K=10 for every class; +0.8 over the twin),
 # 3 seeds each (README, "Ablation"). The list is what
 #   python tools/k_per_class.py configs/dnc/fcn_cgnet_camvid.py
-# prints (K proportional to the square root of a class's labelled pixels, mean 10);
+# prints (K proportional to the square root of a class's labelled pixels, scaled to a
+# mean of 10, rounded into [2, 20]: 106 sub-centroids in all);
 # the paper's K=10 for every class is num_subcentroids=10.
 _base_ = '../parametric/fcn_cgnet_camvid.py'
 model = dict(
