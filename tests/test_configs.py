@@ -93,7 +93,10 @@ def test_config_builds_offline(path):
     model = MODELS.build(replace_sync_bn(cfg.model))
     head = model.decode_head
     assert type(head).__name__ == 'DNC' + cfg.model.decode_head.decoder
-    assert head.sub_centroids.shape == (cfg.model.decode_head.num_classes, 10,
+    ks = cfg.model.decode_head.num_subcentroids
+    ks = [ks] * cfg.model.decode_head.num_classes if isinstance(ks, int) else list(ks)
+    assert head.num_subcentroids == ks
+    assert head.sub_centroids.shape == (cfg.model.decode_head.num_classes, max(ks),
                                         cfg.model.decode_head.channels)
 
 
