@@ -137,11 +137,12 @@ def run(name: str, seed: int, iters: int, data_root: str, work_dir: str) -> dict
     if 'hooks' in what:
         options['custom_hooks'] = what['hooks']
     options.update(schedule(iters))
+    # the code the run starts with (the tree may move on while it trains)
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
     metrics = train_and_test(what['config'], seed, data_root,
                              osp.join(work_dir, f'{name.replace(" ", "_")}_{iters}_s{seed}'),
                              options=options, extra=subcentroid_stats)
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
     return dict(variant=name, **what, seed=seed, iters=iters,
                 metrics=metrics, commit=commit, machine=platform.machine(),
                 threads=torch.get_num_threads(), torch=torch.__version__)
