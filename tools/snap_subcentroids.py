@@ -45,12 +45,17 @@ def _border_ks(case_base, c: int) -> str:
     return ' '.join(map(str, ks)) if ks else '-'
 
 
+def used_share(stats: dict, case_base: dict, c: int):
+    """(K_c,) class c's share of pixels won by each of the sub-centroids it uses."""
+    active = case_base.get('active')
+    return stats['share'][c] if active is None else stats['share'][c][active[c]]
+
+
 def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:
     """The table (and a legend line under it), and its numbers; ``seeded``
     (C,) bool marks the classes a ``subcentroid_init='kmeans++'`` head has not
     seeded yet. A case base without ``border_flagged`` shows '?' for them."""
-    active = case_base.get('active')
-    stats = diversity(sub_centroids, case_base['wins'], active)
+    stats = diversity(sub_centroids, case_base['wins'], case_base.get('active'))
     lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) '
              '| border k |',
              '|---|---:|---:|---|---|']
@@ -60,8 +65,7 @@ def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:
             lines.append(f'| {name} | - | - | not seeded: no training batch held K pixels '
                          f'of it; its sub-centroids are still random | {border} |')
             continue
-        used = stats['share'][c] if active is None else stats['share'][c][active[c]]
-        share = ' '.join(f'{100 * v:.0f}' for v in used.tolist())
+        share = ' '.join(f'{100 * v:.0f}' for v in used_share(stats, case_base, c).tolist())
         lines.append(f"| {name} | {stats['mean_pairwise_cosine'][c]:.3f} | "
                      f"{stats['effective_k'][c]:.1f} | {share} | {border} |")
     lines += ['', BORDER_LEGEND]
@@ -103,8 +107,7 @@ def main():
     with open(osp.splitext(out)[0] + '.diversity.json', 'w') as f:
         json.dump({name: dict(mean_pairwise_cosine=float(stats['mean_pairwise_cosine'][c]),
                               effective_k=float(stats['effective_k'][c]),
-                              share=(stats['share'][c] if case_base.get('active') is None
-                                     else stats['share'][c][case_base['active'][c]]).tolist(),
+                              share=used_share(stats, case_base, c).tolist(),
                               seeded=None if seeded is None else bool(seeded[c]),
                               border_flagged=case_base['border_flagged'][c].tolist())
                    for c, name in enumerate(case_base['classes'])}, f, indent=1)
