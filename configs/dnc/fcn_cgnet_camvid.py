@@ -5,7 +5,8 @@
 # with each class's sub-centroids started from its own pixels (k-means++: +2.8 mIoU
 # over random starts in this 600-iteration schedule) and K per class from CamVid
 # train's pixel frequency (+1.2 over K=10 for every class; +0.8 over the twin),
-# 3 seeds each (README, "Ablation"). The list is what
+# 3 seeds each, at this config's 600 iterations (at 1,200, one seed, it was 1.0 below
+# K=10: README, "Ablation"). The list is what
 #   python tools/k_per_class.py configs/dnc/fcn_cgnet_camvid.py
 # prints (K proportional to the square root of a class's labelled pixels, scaled to a
 # mean of 10, rounded into [2, 20]: 106 sub-centroids in all);
