@@ -4,6 +4,7 @@ that gap against how close each class's sub-centroids sit to another class's."""
 import statistics
 from typing import Dict, List, Tuple
 
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 TARGET = 1.0  # issue 11's bar: DNC ahead of the twin by 1.0 mIoU
@@ -42,9 +43,10 @@ def plot_ablation(records: List[dict], path: str, order: List[str]) -> str:
         raise ValueError('no DNC run has a twin run at the same seed and schedule to pair with: '
                          'run the twin first (bench/camvid_ablation.py --variants twin)')
     keys = sorted(gaps, key=lambda k: (k[0], order.index(k[1]) if k[1] in order else 99))
-    fig = Figure(figsize=(13, 0.45 * len(keys) + 2.2))
+    fig = Figure(figsize=(15, 0.45 * len(keys) + 2.2))
     ax_gap, ax_sep = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[3, 2]))
-    colors = {key: f'C{i % 10}' for i, key in enumerate(keys)}
+    palette = colormaps['tab20'] if len(keys) > 10 else colormaps['tab10']
+    colors = {key: palette(i % palette.N) for i, key in enumerate(keys)}
     for row, key in enumerate(keys):
         seeds = gaps[key]
         y = len(keys) - 1 - row
