@@ -22,7 +22,7 @@ import mmseg_dnc  # noqa: F401
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.fileio import save_atomic
 from mmseg_dnc.explain import (build_case_base, case_base_path, diversity, load_dnc_model,
-                               one_by_one, training_set)
+                               one_by_one, training_set, used_slots)
 from mmseg_dnc.engine import prepare_config
 
 
@@ -47,15 +47,14 @@ def _border_ks(case_base, c: int) -> str:
 
 def used_share(stats: dict, case_base: dict, c: int):
     """(K_c,) class c's share of pixels won by each of the sub-centroids it uses."""
-    active = case_base.get('active')
-    return stats['share'][c] if active is None else stats['share'][c][active[c]]
+    return stats['share'][c][used_slots(case_base)[c]]
 
 
 def diversity_table(case_base, sub_centroids, seeded=None) -> Tuple[str, dict]:
     """The table (and a legend line under it), and its numbers; ``seeded``
     (C,) bool marks the classes a ``subcentroid_init='kmeans++'`` head has not
     seeded yet. A case base without ``border_flagged`` shows '?' for them."""
-    stats = diversity(sub_centroids, case_base['wins'], case_base.get('active'))
+    stats = diversity(sub_centroids, case_base['wins'], used_slots(case_base))
     lines = ['| class | mean pairwise cos | effective K | share of pixels won per k (%) '
              '| border k |',
              '|---|---:|---:|---|---|']
@@ -119,8 +118,7 @@ def main():
         has = case_base['has_pixels']
         replaced = torch.where(has[..., None], case_base['nearest_embedding'], state[key])
         state[key] = replaced.to(state[key].dtype)
-        active = case_base.get('active', torch.ones_like(has))
-        kept = int((~has & active).sum())
+        kept = int((~has & used_slots(case_base)).sum())
         out_ckpt = osp.splitext(args.checkpoint)[0] + '_casebased.pth'
         save_atomic(dict(state_dict=state, meta=checkpoint.get('meta', {})), out_ckpt)
         print(f'case-based checkpoint: {out_ckpt} ({int(has.sum())} sub-centroids replaced by '

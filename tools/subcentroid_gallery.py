@@ -14,7 +14,7 @@ import os.path as osp
 
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.checkpoint import load_checkpoint_file
-from mmseg_dnc.explain import diversity, load_case_base
+from mmseg_dnc.explain import diversity, load_case_base, used_slots
 from mmseg_dnc.explain.figures import BORDER_UNKNOWN, class_gallery, similarity_heatmap
 
 
@@ -40,13 +40,13 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     if 'border_flagged' not in case_base:
         print(f'note: {BORDER_UNKNOWN}')
-    stats = diversity(sub_centroids, case_base['wins'], case_base.get('active'))
+    stats = diversity(sub_centroids, case_base['wins'], used_slots(case_base))
     for c, name in enumerate(classes):
         if args.classes and name not in args.classes:
             continue
         class_gallery(case_base, c, stats['share'], osp.join(out_dir, f'{name}.png'))
     similarity_heatmap(sub_centroids, classes, osp.join(out_dir, 'similarity.png'),
-                       case_base.get('active'))
+                       used_slots(case_base))
     print(f'gallery: {osp.abspath(out_dir)}')
 
 

@@ -235,7 +235,7 @@ class SnapSubcentroidsHook(Hook):
                                       dtype=torch.long)
             head.subcentroid_source[has] = rows.to(head.subcentroid_source.device)
         # used slots (all, or those of each class's own K) that found no pixel
-        empty = ~has if head.subcentroid_active is None else head.subcentroid_active & ~has
+        empty = head.used_slots.cpu() & ~has
         missing = int(empty.sum())
         classes = dataset.metainfo.get('classes')
         lacking = sorted(set(empty.nonzero()[:, 0].tolist()))

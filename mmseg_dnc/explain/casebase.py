@@ -170,9 +170,16 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True,
         border_flagged=border_flags(border.view(shape), found.view(shape)),
         nearest_embedding=nearest_embedding.view(c, k, d),
         has_pixels=found[0].view(c, k), wins=wins.view(c, k), image_paths=paths,
-        active=(torch.ones(c, k, dtype=torch.bool) if head.subcentroid_active is None
-                else head.subcentroid_active.cpu().clone()),
+        active=head.used_slots.cpu().clone(),
         feature_stride=float(stride or 0.0), classes=list(model.dataset_meta['classes']))
+
+
+def used_slots(case_base: dict) -> Tensor:
+    """(C, K) bool: the slots each class uses; all of them for a case base
+    that does not record them (made before K per class was recorded, or from a
+    snapped checkpoint's provenance)."""
+    active = case_base.get('active')
+    return torch.ones(case_base['wins'].shape, dtype=torch.bool) if active is None else active
 
 
 def case_base_path(checkpoint: str) -> str:

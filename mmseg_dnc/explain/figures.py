@@ -15,6 +15,7 @@ from matplotlib.patches import Circle, Rectangle
 from mmseg_dnc.models import dnc_core
 from mmseg_dnc.visualization.colors import boundaries, colorize, subcentroid_colors
 from mmseg_dnc.visualization.geometry import to_original_size, unpadded_feature_size
+from .casebase import used_slots
 from .data import read_rgb
 
 
@@ -187,8 +188,7 @@ BORDER_UNKNOWN = 'border: not known (case base made before border flags; snap ag
 def class_k(case_base: dict, c: int) -> int:
     """K of class c: its used slots (K per class), or every slot of a case
     base made before it recorded them."""
-    active = case_base.get('active')
-    return case_base['score'].shape[2] if active is None else int(active[c].sum())
+    return int(used_slots(case_base)[c].sum())
 
 
 def gallery_row_labels(case_base: dict, c: int, share: torch.Tensor) -> List[str]:

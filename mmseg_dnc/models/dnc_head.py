@@ -626,6 +626,15 @@ class DNCDecodeHead(BaseDecodeHead):
                   f"{'their worst-fitted' if self.restart_on == 'worst' else 'random'} pixels.",
                   logger='current', level=logging.INFO)
 
+    @property
+    def used_slots(self) -> Tensor:
+        """(C, K) bool: the sub-centroid slots each class uses (all of them
+        unless K is per class; ``subcentroid_active`` is None then)."""
+        if self.subcentroid_active is not None:
+            return self.subcentroid_active
+        return torch.ones(self.sub_centroids.shape[:2], dtype=torch.bool,
+                          device=self.sub_centroids.device)
+
     def _masked_for(self, own: Tensor, y: Tensor) -> Tensor:
         """(M, K) own-class scores of pixels of classes ``y``, unused slots at -inf."""
         if self.subcentroid_active is None:
