@@ -29,7 +29,7 @@ from typing import Dict, List
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from ablation_figure import plot_ablation  # noqa: E402
+from ablation_figure import paired_gaps, plot_ablation  # noqa: E402
 from camvid_accuracy import ROOT, summary, table_rows, train_and_test  # noqa: E402
 from mechanisms import ALL_MECHANISMS, MECHANISMS, REFERENCE, with_reference  # noqa: E402
 
@@ -157,14 +157,11 @@ def table(records: List[dict]) -> str:
     lines = ['| iters | variant | seeds | mIoU | mAcc | ' + ' | '.join(f'IoU {c}' for c in RARE)
              + ' | mean pairwise cos | effective K | nearest other class cos | train (min) |',
              '|---:|---|---|' + '---:|' * (6 + len(RARE))]
-    twin_miou = {}
     for (iters, variant), group in sorted(groups.items(),
                                           key=lambda kv: (kv[0][0], order.index(kv[0][1])
                                                           if kv[0][1] in order else 99)):
         group = sorted(group, key=lambda r: r['seed'])
         m = [r['metrics'] for r in group]
-        if variant == 'twin':
-            twin_miou[iters] = {r['seed']: r['metrics']['mIoU'] for r in group}
         cells = [str(iters), variant, ' '.join(str(r['seed']) for r in group),
                  summary([x['mIoU'] for x in m]), summary([x['mAcc'] for x in m])]
         cells += [summary([x[f'IoU.{c}'] for x in m]) for c in RARE]
@@ -176,15 +173,12 @@ def table(records: List[dict]) -> str:
                   if all('near_mean' in x for x in m) else '',
                   # a run whose time was not a speed has train_min None
                   summary([x['train_min'] for x in m if x.get('train_min') is not None])]
-        rows.append((iters, variant, group))
+        rows.append((iters, variant))
         lines.append('| ' + ' | '.join(cells) + ' |')
-    gaps = []
-    for iters, variant, group in rows:
-        twin = twin_miou.get(iters, {})
-        paired = [r['metrics']['mIoU'] - twin[r['seed']] for r in group if r['seed'] in twin]
-        if variant != 'twin' and paired:
-            gaps.append(f'{iters} iters, {variant}: {statistics.mean(paired):+.2f} mIoU '
-                        f'against the twin (seeds paired: {len(paired)})')
+    paired = paired_gaps(records)
+    gaps = [f'{iters} iters, {variant}: {statistics.mean(paired[iters, variant].values()):+.2f} '
+            f'mIoU against the twin (seeds paired: {len(paired[iters, variant])})'
+            for iters, variant in rows if (iters, variant) in paired]
     return '\n'.join(lines + [''] + gaps)
 
 
