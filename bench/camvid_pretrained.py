@@ -1,0 +1,246 @@
+"""DNC against its parametric twin with an ImageNet-pretrained backbone, on
+real CamVid: EfficientNet-Lite0 + SegFormer's MLP decoder at full resolution,
+at schedule S (1,200 iterations, ~12 min on 2 cores) and L (3,600).
+
+Each run trains one variant at one seed and schedule, validating every
+``val_interval`` iterations (the learning curve), and is scored on one of two
+splits:
+
+- ``val``: trained on CamVid train (367 frames), scored on val (101 frames of
+  drive 0016E5, which also gives 204 training frames);
+- ``drive 0006R0``: trained on train without drive 0006R0 (266 frames),
+  scored on that drive's 101 frames: a drive the model has never seen.
+
+A finished run appends one line to ``bench/results/camvid_pretrained.jsonl``
+(committed); a recorded run is skipped. ``--table`` prints the records,
+``--figure PNG`` draws the learning curves.
+
+    python bench/camvid_pretrained.py --variants twin 'kmeans++ start' --seeds 0 1 2 \\
+        [--schedule S|L] [--split val|'drive 0006R0'] [--data-root DIR]
+    python bench/camvid_pretrained.py --table
+    python bench/camvid_pretrained.py --figure docs/camvid_pretrained_curves.png
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from camvid_accuracy import ROOT, summary  # noqa: E402  (registers PerClassIoUMetric)
+from mechanisms import REFERENCE, with_reference  # noqa: E402
+
+import mmseg_dnc  # noqa: E402,F401
+from mmseg_dnc.demo import find_camvid  # noqa: E402
+from mmseg_dnc.engine import prepare_config  # noqa: E402
+
+RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_pretrained.jsonl')
+CONFIGS = {
+    'twin': 'configs/parametric/segformer_efficientnet-lite0_camvid{}.py',
+    'dnc': 'configs/dnc/segformer_efficientnet-lite0_camvid{}.py',
+}
+SCHEDULES = {'S': '', 'L': '-L'}
+SPLITS = ('val', 'drive 0006R0')
+# name -> (config family, decode head keys); every DNC variant spells out the
+# whole learning setting, so a record keeps its meaning when defaults change
+VARIANTS: Dict[str, tuple] = {
+    'twin': ('twin', {}),
+    'paper (random start)': ('dnc', dict(REFERENCE)),
+    'kmeans++ start': ('dnc', with_reference(dict(subcentroid_init='kmeans++'))),
+}
+RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
+
+
+class CurveHook(Hook):
+    """Records every validation's metrics with its iteration."""
+
+    def __init__(self):
+        self.curve = []
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.curve.append(dict(iter=runner.iter, **{k: float(v) for k, v in
+                                                    (metrics or {}).items()}))
+
+
+def split_options(split: str) -> dict:
+    """Config options that make ``split``'s training and scoring sets."""
+    if split == 'val':
+        return {}
+    drive = split.split()[-1]
+    return {'train_dataloader.dataset.exclude_drives': [drive],
+            'val_dataloader.dataset.data_prefix': dict(img_path='train',
+                                                       seg_map_path='trainannot'),
+            'val_dataloader.dataset.drives': [drive]}
+
+
+def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: str,
+                    work_dir: str) -> dict:
+    family, keys = VARIANTS[name]
+    config = CONFIGS[family].format(SCHEDULES[schedule])
+    options = {f'model.decode_head.{k}': v for k, v in keys.items()}
+    options.update(split_options(split))
+    cfg = prepare_config(osp.join(ROOT, config), cfg_options=options, data_root=data_root,
+                         work_dir=work_dir)
+    cfg.val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
+    cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+    cfg.default_hooks.checkpoint.save_best = None
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 1
+    cfg.randomness = dict(seed=seed)
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    runner = Runner.from_cfg(cfg)
+    curve = CurveHook()
+    runner.register_hook(curve, priority='LOWEST')
+    start = time.perf_counter()
+    runner.train()
+    wall = time.perf_counter() - start
+    step_s = runner.message_hub.get_scalar('train/time').data[0]
+    final = curve.curve[-1]
+    if final['iter'] != cfg.train_cfg.max_iters:
+        raise RuntimeError(f'the last validation ran at {final["iter"]}, not at the end')
+    head = runner.model.decode_head
+    metrics = dict(final, train_min=float(sorted(step_s)[len(step_s) // 2]) * len(step_s) / 60,
+                   wall_min=wall / 60,
+                   head_params=sum(p.numel() for p in head.parameters() if p.requires_grad))
+    metrics.pop('iter')
+    return dict(variant=name, config=config, head=keys, seed=seed, schedule=schedule,
+                split=split, iters=cfg.train_cfg.max_iters, metrics=metrics,
+                curve=[dict(iter=c['iter'], mIoU=c['mIoU']) for c in curve.curve],
+                commit=commit, machine=platform.machine(), threads=torch.get_num_threads(),
+                torch=torch.__version__)
+
+
+def recorded(path: str = None) -> List[dict]:
+    path = path or RESULTS
+    if not osp.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def same_run(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in ('config', 'head', 'seed', 'schedule', 'split'))
+
+
+def paired(records: List[dict]) -> Dict[tuple, Dict[int, float]]:
+    """(schedule, split, variant) -> {seed: mIoU - the twin's at that seed}."""
+    twin = {(r['schedule'], r['split'], r['seed']): r['metrics']['mIoU']
+            for r in records if r['variant'] == 'twin'}
+    gaps: Dict[tuple, Dict[int, float]] = {}
+    for r in records:
+        key = (r['schedule'], r['split'], r['seed'])
+        if r['variant'] != 'twin' and key in twin:
+            gaps.setdefault((r['schedule'], r['split'], r['variant']), {})[r['seed']] = \
+                r['metrics']['mIoU'] - twin[key]
+    return gaps
+
+
+def table(records: List[dict]) -> str:
+    groups: Dict[tuple, List[dict]] = {}
+    for r in records:
+        groups.setdefault((r['schedule'], r['split'], r['variant']), []).append(r)
+    order = list(VARIANTS)
+    lines = ['| schedule | scored on | variant | seeds | mIoU | against the twin (paired) | '
+             + ' | '.join(f'IoU {c}' for c in RARE) + ' | train (min) |',
+             '|---|---|---|---|---:|---:|' + '---:|' * (len(RARE) + 1)]
+    gaps = paired(records)
+    for key in sorted(groups, key=lambda k: (k[0], SPLITS.index(k[1]),
+                                             order.index(k[2]) if k[2] in order else 99)):
+        group = sorted(groups[key], key=lambda r: r['seed'])
+        m = [r['metrics'] for r in group]
+        gap = gaps.get(key, {})
+        gap_cell = (f"{statistics.mean(gap.values()):+.2f} ("
+                    + ', '.join(f'{gap[s]:+.1f}' for s in sorted(gap)) + ')') if gap else ''
+        cells = [key[0], key[1], key[2], ' '.join(str(r['seed']) for r in group),
+                 summary([x['mIoU'] for x in m]), gap_cell]
+        cells += [summary([x[f'IoU.{c}'] for x in m]) for c in RARE]
+        cells.append(summary([x['train_min'] for x in m]))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def plot_curves(records: List[dict], path: str, split: str = 'val') -> str:
+    """Val mIoU against iterations, one line per run, twin against DNC."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    runs = [r for r in records if r['split'] == split]
+    if not runs:
+        raise SystemExit(f'no recorded run scored on {split!r}')
+    variants = [v for v in VARIANTS if any(r['variant'] == v for r in runs)]
+    colours = dict(zip(variants, plt.get_cmap('tab10').colors))
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    labelled = set()
+    for r in sorted(runs, key=lambda r: (r['schedule'], r['variant'], r['seed'])):
+        xs = [0] + [c['iter'] for c in r['curve']]
+        ys = [0.0] + [c['mIoU'] for c in r['curve']]
+        label = r['variant'] if r['variant'] not in labelled else None
+        labelled.add(r['variant'])
+        ax.plot(xs[1:], ys[1:], marker='o', ms=3, lw=1.2, alpha=0.85, color=colours[r['variant']],
+                linestyle='-' if r['schedule'] == 'S' else '--', label=label)
+    ax.set_xlabel('iteration (4 crops of 240x320 each)')
+    ax.set_ylabel(f'mIoU on CamVid {split} (%)')
+    ax.set_title('EfficientNet-Lite0 (ImageNet) + SegFormer head on CamVid: '
+                 'DNC against the 1x1 conv\none line per seed; solid: schedule S, '
+                 'dashed: L', fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='lower right')
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    return f'wrote {path} ({len(runs)} runs)'
+
+
+def main():
+    global RESULTS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--variants', nargs='+', default=['twin', 'kmeans++ start'],
+                        choices=list(VARIANTS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--schedule', choices=list(SCHEDULES), default='S')
+    parser.add_argument('--split', choices=SPLITS, default='val')
+    parser.add_argument('--data-root')
+    parser.add_argument('--work-dir', default='work_dirs/bench_pretrained')
+    parser.add_argument('--table', action='store_true', help='print the recorded table only')
+    parser.add_argument('--figure', metavar='PNG', help='draw the learning curves into PNG')
+    parser.add_argument('--results', help='the results file (JSON lines)')
+    args = parser.parse_args()
+    RESULTS = args.results or RESULTS
+    if args.figure:
+        print(plot_curves(recorded(), args.figure))
+        return
+    if not args.table:
+        data_root = find_camvid(args.data_root, ROOT)
+        for seed in args.seeds:
+            for name in args.variants:
+                family, keys = VARIANTS[name]
+                wanted = dict(config=CONFIGS[family].format(SCHEDULES[args.schedule]),
+                              head=keys, seed=seed, schedule=args.schedule, split=args.split)
+                if any(same_run(r, wanted) for r in recorded()):
+                    print(f'recorded already: {name}, seed {seed}, {args.schedule}, '
+                          f'{args.split}')
+                    continue
+                print(f'running: {name}, seed {seed}, {args.schedule}, {args.split}',
+                      flush=True)
+                tag = f'{name.replace(" ", "_")}_{args.schedule}_{args.split.replace(" ", "_")}'
+                result = train_and_score(name, seed, args.schedule, args.split, data_root,
+                                         osp.join(args.work_dir, f'{tag}_s{seed}'))
+                os.makedirs(osp.dirname(RESULTS), exist_ok=True)
+                with open(RESULTS, 'a') as f:
+                    f.write(json.dumps(result) + '\n')
+                print(f"done: {name}, seed {seed}: mIoU {result['metrics']['mIoU']:.2f}",
+                      flush=True)
+    print(table(recorded()))
+
+
+if __name__ == '__main__':
+    main()
