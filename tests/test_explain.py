@@ -269,16 +269,25 @@ def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):
     torch.testing.assert_close(replaced.norm(dim=-1), torch.ones(11, 10))
     has = case_base['has_pixels']
     torch.testing.assert_close(replaced[has], case_base['nearest_embedding'][has])
+    # its provenance names the pixels it now is, and no others
+    rewritten = load_checkpoint_file(str(tmp_path / 'model_casebased.pth'))
+    source = rewritten['state_dict']['decode_head.subcentroid_source']
+    paths = rewritten['meta']['dnc_pixel_sources']
+    for c, k in has.nonzero().tolist():
+        image, y, x = source[c, k].tolist()
+        assert paths[image] == case_base['image_paths'][int(case_base['image'][0, c, k])]
+        assert (y, x) == (int(case_base['y'][0, c, k]), int(case_base['x'][0, c, k]))
+    assert bool((source[~has] == -1).all()) and len(paths) <= 6
 
     image = osp.join(CAMVID, 'val', '0016E5_07959.png')
     panel = tmp_path / 'panel.png'
     run_tool('explain_prediction.py', CONFIG, ckpt, image, '--out', str(panel), '--points',
-             '300,100', '50,400')
+             '300,100', '50,400', '--data-root', CAMVID)
     picture = np.asarray(Image.open(panel).convert('L'))
     assert picture.shape[0] > 500 and picture.std() > 10
 
     run_tool('subcentroid_gallery.py', CONFIG, ckpt, '--classes', 'Road', 'Sky', '--out-dir',
-             str(tmp_path / 'gallery'))
+             str(tmp_path / 'gallery'), '--data-root', CAMVID)
     for name in ('Road.png', 'Sky.png', 'similarity.png'):
         assert np.asarray(Image.open(tmp_path / 'gallery' / name).convert('L')).std() > 10
 
@@ -288,12 +297,12 @@ def test_tools_write_case_base_panel_and_gallery(trained, tmp_path):
     torch.save(old, tmp_path / 'old.casebase.pth')
     proc = run_tool('subcentroid_gallery.py', CONFIG, ckpt, '--classes', 'Road', '--out-dir',
                     str(tmp_path / 'old_gallery'), '--case-base',
-                    str(tmp_path / 'old.casebase.pth'))
+                    str(tmp_path / 'old.casebase.pth'), '--data-root', CAMVID)
     assert 'border: not known' in proc.stdout
     assert osp.isfile(tmp_path / 'old_gallery' / 'Road.png')
     proc = run_tool('explain_prediction.py', CONFIG, ckpt, image, '--out',
                     str(tmp_path / 'old_panel.png'), '--case-base',
-                    str(tmp_path / 'old.casebase.pth'))
+                    str(tmp_path / 'old.casebase.pth'), '--data-root', CAMVID)
     assert 'border: not known' in proc.stdout and osp.isfile(tmp_path / 'old_panel.png')
 
 

@@ -205,10 +205,64 @@ def test_explanation_tools_need_no_extra_pass(snapped_run, tmp_path):
     config = config_with_hooks(run_dir, SNAP_HOOK)
     checkpoint = str(run_dir / 'run' / 'iter_4.pth')
     assert not osp.exists(osp.splitext(checkpoint)[0] + '.casebase.pth')
+    data_root = TINY_DATA[0].split('=', 1)[1]
     gallery = run_tool('subcentroid_gallery.py', config, checkpoint, '--classes', 'Car',
-                       '--out-dir', str(tmp_path / 'gallery'))
+                       '--out-dir', str(tmp_path / 'gallery'), '--data-root', data_root)
     assert osp.getsize(tmp_path / 'gallery' / 'Car.png') > 0, gallery.stdout
-    image = osp.join(TINY_DATA[0].split('=', 1)[1], 'val', '0016E5_07959.png')
+    image = osp.join(data_root, 'val', '0016E5_07959.png')
     out = tmp_path / 'panel.png'
-    run_tool('explain_prediction.py', config, checkpoint, image, '--out', str(out))
+    run_tool('explain_prediction.py', config, checkpoint, image, '--out', str(out),
+             '--data-root', data_root)
     assert osp.getsize(out) > 0
+
+
+# ------------------------------------------- provenance is untrusted input
+def _crafted(snapped_run, tmp_path, paths=None, row=None):
+    """The snapped run's last checkpoint with its provenance altered."""
+    checkpoint = load_checkpoint_file(str(snapped_run[0] / 'run' / 'iter_4.pth'))
+    if paths is not None:
+        checkpoint['meta'][META_KEY] = paths
+    if row is not None:
+        source = checkpoint['state_dict']['decode_head.subcentroid_source']
+        c, k = (source[..., 0] >= 0).nonzero()[0].tolist()
+        source[c, k] = torch.tensor(row)
+    path = tmp_path / 'crafted.pth'
+    torch.save(checkpoint, path)
+    return str(path)
+
+
+def test_tools_refuse_files_outside_the_data_root_and_urls(snapped_run, tmp_path):
+    data_root = TINY_DATA[0].split('=', 1)[1]
+    config = config_with_hooks(snapped_run[0], SNAP_HOOK)
+    outside = tmp_path / 'outside.png'  # a real image, but not the dataset's
+    outside.write_bytes(open(osp.join(data_root, 'val', '0016E5_07959.png'), 'rb').read())
+    cases = [  # (tool, provenance, what the refusal says)
+        ('subcentroid_gallery.py', dict(paths=[str(outside)] * 9), 'outside the data root'),
+        ('subcentroid_gallery.py', dict(paths=['../' * 12 + 'etc/hostname'] * 9),
+         'outside the data root'),
+        ('explain_prediction.py', dict(paths=['http://127.0.0.1:9/x.png'] * 9),
+         'URL or other scheme'),
+        ('subcentroid_gallery.py', dict(row=[99, 0, 0]), 'subcentroid_source'),
+    ]
+    image = osp.join(data_root, 'val', '0016E5_07959.png')
+    for tool, change, said in cases:
+        checkpoint = _crafted(snapped_run, tmp_path, **change)
+        out = tmp_path / 'out'
+        extra = [image, '--out', str(out / 'panel.png')] if tool == 'explain_prediction.py' \
+            else ['--out-dir', str(out)]
+        proc = run_tool(tool, config, checkpoint, *extra, '--data-root', data_root, check=False)
+        assert proc.returncode != 0 and said in proc.stderr, (tool, change, proc.stderr[-800:])
+        assert 'crafted.pth' in proc.stderr
+        assert not osp.exists(out / 'panel.png') and not osp.exists(out / 'Car.png')
+
+
+def test_resume_refuses_a_checkpoint_whose_provenance_is_a_url(snapped_run, tmp_path):
+    work_dir = tmp_path / 'resume'
+    work_dir.mkdir()
+    checkpoint = _crafted(snapped_run, tmp_path, paths=['https://example.com/a.png'] * 9)
+    (work_dir / 'last_checkpoint').write_text(checkpoint)
+    proc = run_tool('train.py', config_with_hooks(tmp_path, SNAP_HOOK), '--work-dir',
+                    str(work_dir), '--resume', '--cfg-options', 'train_cfg.max_iters=6',
+                    *TINY_DATA, check=False)
+    assert proc.returncode != 0 and 'URL or other scheme' in proc.stderr, proc.stderr[-800:]
+    assert not osp.exists(work_dir / 'iter_5.pth')  # nothing carried into a new checkpoint

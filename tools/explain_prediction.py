@@ -4,7 +4,7 @@ pixels (default: the least and the most confident), the sub-centroids that
 decided them and the training patches those stand for.
 
     python tools/explain_prediction.py CONFIG CKPT IMAGE [--points Y,X ...]
-        [--out FILE.png] [--case-base FILE] [--device cpu|cuda]
+        [--out FILE.png] [--case-base FILE] [--data-root DIR] [--device cpu|cuda]
 
 Needs the checkpoint's case base (tools/snap_subcentroids.py writes it).
 """
@@ -17,6 +17,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
 import mmseg_dnc  # noqa: F401
+from mmseg_dnc.models.provenance import UntrustedSourceError
 from mmseg_dnc.explain import load_case_base, load_dnc_model
 from mmseg_dnc.explain.figures import BORDER_UNKNOWN, analyse, explanation_panel
 
@@ -41,11 +42,14 @@ def main():
                         help='pixels to explain, as Y,X in image coordinates')
     parser.add_argument('--out', help='output PNG (default: beside the image name, .explained.png)')
     parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
+    parser.add_argument('--data-root', help="the training set's root, if not the config's: "
+                        'the case base\'s images are read only from inside it')
     parser.add_argument('--device')
     args = parser.parse_args()
     try:
-        case_base = load_case_base(args.config, args.checkpoint, args.case_base)
-    except FileNotFoundError as error:
+        case_base = load_case_base(args.config, args.checkpoint, args.case_base,
+                                   args.data_root)
+    except (FileNotFoundError, UntrustedSourceError) as error:
         raise SystemExit(f'error: {error}')
     model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
     pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline  # no labels

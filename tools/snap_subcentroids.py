@@ -6,8 +6,10 @@ the checkpoint (CKPT.casebase.pth), with a diversity table.
         [--replace] [--device cpu|cuda]
 
 With --replace, every sub-centroid becomes the embedding of its nearest real
-pixel (CKPT_casebased.pth, a literally case-based classifier), and both models
-are evaluated on the config's test set to report the mIoU change.
+pixel (CKPT_casebased.pth, a literally case-based classifier, whose provenance
+``subcentroid_source`` and ``meta['dnc_pixel_sources']`` are rewritten to name
+those pixels), and both models are evaluated on the config's test set to
+report the mIoU change.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ from mmseg_dnc.fileio import save_atomic
 from mmseg_dnc.explain import (build_case_base, case_base_path, diversity, load_dnc_model,
                                one_by_one, training_set, used_slots)
 from mmseg_dnc.engine import prepare_config
+from mmseg_dnc.models.provenance import META_KEY, STATE_KEY, compact_sources
 
 
 def evaluate(cfg, checkpoint, data_root, work_dir):
@@ -118,9 +121,15 @@ def main():
         has = case_base['has_pixels']
         replaced = torch.where(has[..., None], case_base['nearest_embedding'], state[key])
         state[key] = replaced.to(state[key].dtype)
+        # the provenance describes the new classifier: each replaced
+        # sub-centroid is its top pixel, the kept ones are no pixel (-1)
+        top = torch.stack([case_base['image'][0], case_base['y'][0], case_base['x'][0]], -1)
+        state[STATE_KEY], sources = compact_sources(top, has,
+                                                    lambda i: case_base['image_paths'][i])
+        meta = dict(checkpoint.get('meta') or {}, **{META_KEY: sources})
         kept = int((~has & used_slots(case_base)).sum())
         out_ckpt = osp.splitext(args.checkpoint)[0] + '_casebased.pth'
-        save_atomic(dict(state_dict=state, meta=checkpoint.get('meta', {})), out_ckpt)
+        save_atomic(dict(state_dict=state, meta=meta), out_ckpt)
         print(f'case-based checkpoint: {out_ckpt} ({int(has.sum())} sub-centroids replaced by '
               f'their nearest training pixel; {kept} without pixels of their class kept)')
         before = evaluate(cfg, args.checkpoint, args.data_root,

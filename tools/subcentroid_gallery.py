@@ -4,7 +4,7 @@ sub-centroids; and the diversity table (collapsed or not). A row titled
 'border' is a sub-centroid shown mostly by pixels on the image's edge.
 
     python tools/subcentroid_gallery.py CONFIG CKPT [--classes NAME ...]
-        [--out-dir DIR] [--case-base FILE]
+        [--out-dir DIR] [--case-base FILE] [--data-root DIR]
 
 Needs the checkpoint's case base (tools/snap_subcentroids.py writes it).
 """
@@ -13,6 +13,7 @@ import os
 import os.path as osp
 
 import mmseg_dnc  # noqa: F401
+from mmseg_dnc.models.provenance import UntrustedSourceError
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.explain import diversity, load_case_base, used_slots
 from mmseg_dnc.explain.figures import BORDER_UNKNOWN, class_gallery, similarity_heatmap
@@ -25,10 +26,13 @@ def main():
     parser.add_argument('--classes', nargs='+', help='class names (default: all)')
     parser.add_argument('--out-dir', help='default: CKPT_gallery/')
     parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
+    parser.add_argument('--data-root', help="the training set's root, if not the config's: "
+                        'the case base\'s images are read only from inside it')
     args = parser.parse_args()
     try:
-        case_base = load_case_base(args.config, args.checkpoint, args.case_base)
-    except FileNotFoundError as error:
+        case_base = load_case_base(args.config, args.checkpoint, args.case_base,
+                                   args.data_root)
+    except (FileNotFoundError, UntrustedSourceError) as error:
         raise SystemExit(f'error: {error}')
     sub_centroids = load_checkpoint_file(args.checkpoint)['state_dict'][
         'decode_head.sub_centroids'].cpu()

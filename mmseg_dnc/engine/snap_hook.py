@@ -34,8 +34,9 @@ from torch import Tensor
 
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.models.dnc_core import all_reduce_
-
-META_KEY = 'dnc_pixel_sources'
+# the provenance format lives with the head that carries it; names kept here too
+from mmseg_dnc.models.provenance import (META_KEY, STATE_KEY, check_source_table,  # noqa: F401
+                                         check_sources_meta, compact_sources, source_paths)
 
 
 def _rank_and_world():
@@ -72,15 +73,6 @@ def best_across_ranks(score: Tensor, payload: Dict[str, Tensor]) -> Dict[str, Te
         keep = mine.view(mine.shape + (1,) * (values.dim() - 2))
         out[key] = all_reduce_(torch.where(keep, values, torch.zeros_like(values)))
     return out
-
-
-def check_sources_meta(value) -> List[str]:
-    """``meta['dnc_pixel_sources']`` from a checkpoint (untrusted): a list of str."""
-    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        raise ValueError(f"checkpoint meta['{META_KEY}'] must be a list of image paths "
-                         f'(SnapSubcentroidsHook writes it), got {type(value).__name__}; '
-                         'the checkpoint was not written by this hook or was altered.')
-    return value
 
 
 @HOOKS.register_module()
@@ -169,7 +161,14 @@ class SnapSubcentroidsHook(Hook):
             checkpoint.setdefault('meta', {})[META_KEY] = list(self.image_paths)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self.image_paths = list(source_paths(checkpoint) or [])
+        # a resumed checkpoint's provenance is checked before it is carried on
+        paths = source_paths(checkpoint, origin='the resumed checkpoint') or []
+        source = (checkpoint.get('state_dict') or {}).get(STATE_KEY)
+        if source is not None:
+            head = self.head_of(runner)
+            check_source_table(source, head.sub_centroids.shape[:2], len(paths),
+                               origin='the resumed checkpoint')
+        self.image_paths = list(paths)
 
     # ---------------------------------------------------------------- snap
     def image_indices(self, size: int) -> List[int]:
@@ -225,15 +224,10 @@ class SnapSubcentroidsHook(Hook):
         """Set the found sub-centroids and their provenance; the rest keep
         their learned vectors (and source -1)."""
         head.sub_centroids[has] = embedding[has].to(head.sub_centroids.dtype)
-        used = sorted(set(source[..., 0][has].tolist()))
-        self.image_paths = [dataset.get_data_info(i)['img_path'] for i in used]
-        compact = {i: n for n, i in enumerate(used)}
-        head.subcentroid_source.fill_(-1)
-        if has.any():
-            rows = source[has].clone()
-            rows[:, 0] = torch.tensor([compact[i] for i in rows[:, 0].tolist()],
-                                      dtype=torch.long)
-            head.subcentroid_source[has] = rows.to(head.subcentroid_source.device)
+        rows, self.image_paths = compact_sources(
+            source, has, lambda i: dataset.get_data_info(i)['img_path'])
+        head.subcentroid_source.copy_(rows.to(head.subcentroid_source.device))
+        used = self.image_paths
         # used slots (all, or those of each class's own K) that found no pixel
         empty = head.used_slots.cpu() & ~has
         missing = int(empty.sum())
@@ -247,10 +241,3 @@ class SnapSubcentroidsHook(Hook):
         print_log(f'SnapSubcentroidsHook: {int(has.sum())} sub-centroids are now real '
                   f'training pixels from {len(used)} images, held there from iteration '
                   f'{runner.iter} (the pass took {seconds:.0f} s){note}.', logger='current')
-
-
-def source_paths(checkpoint: dict) -> Optional[Sequence[str]]:
-    """The image paths behind ``subcentroid_source`` in a loaded checkpoint,
-    or None when its sub-centroids were never snapped."""
-    value = checkpoint.get('meta', {}).get(META_KEY)
-    return None if value is None else check_sources_meta(value)

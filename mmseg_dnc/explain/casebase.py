@@ -22,6 +22,8 @@ from torch import Tensor
 
 from mmseg_dnc.checkpoint import load_checkpoint_file
 from mmseg_dnc.models import DNCDecodeHead
+from mmseg_dnc.models.provenance import (STATE_KEY, check_case_base_indices,
+                                         check_source_table, resolve_images, source_paths)
 from mmseg_dnc.visualization.geometry import unpadded_feature_size
 from .evidence import border_flags, distinct_evidence, on_border, sequence_key
 
@@ -187,27 +189,51 @@ def case_base_path(checkpoint: str) -> str:
     return osp.splitext(checkpoint)[0] + '.casebase.pth'
 
 
-def load_case_base(config: str, checkpoint: str, path: Optional[str] = None) -> dict:
+def load_case_base(config: str, checkpoint: str, path: Optional[str] = None,
+                   data_root: Optional[str] = None) -> dict:
     """The case base of ``checkpoint`` (default: beside it), loaded weights-only;
     without one, the case base the checkpoint itself carries when its
     sub-centroids are real pixels (:func:`case_base_from_sources`).
 
+    Its image paths are untrusted: each must be a regular image file inside
+    ``data_root`` (default: the config's training set's), and they come back
+    resolved (:func:`mmseg_dnc.models.provenance.resolve_image`).
+
     Raises:
         FileNotFoundError: there is neither; the message says how to make one.
+        UntrustedSourceError: a path or index it holds is refused.
     """
     given = path is not None
     path = path or case_base_path(checkpoint)
     if osp.isfile(path):
-        return load_checkpoint_file(path)
-    if not given:
-        carried = case_base_from_sources(load_checkpoint_file(checkpoint))
-        if carried is not None:
-            return carried
-    raise FileNotFoundError(f'no case base at {path}; make it first with\n'
-                            f'  python tools/snap_subcentroids.py {config} {checkpoint}')
+        case_base, origin = load_checkpoint_file(path), f'case base {path}'
+    elif not given and (case_base := case_base_from_sources(
+            load_checkpoint_file(checkpoint), origin=f'checkpoint {checkpoint}')) is not None:
+        origin = f'checkpoint {checkpoint}'
+    else:
+        raise FileNotFoundError(f'no case base at {path}; make it first with\n'
+                                f'  python tools/snap_subcentroids.py {config} {checkpoint}')
+    if not isinstance(case_base, dict):
+        raise TypeError(f'{origin} is {type(case_base).__name__}, not a case base (a dict): '
+                        'make it again with tools/snap_subcentroids.py.')
+    check_case_base_indices(case_base, origin)
+    root = data_root or training_data_root(config)
+    key = 'image_paths' if origin.startswith('case base') else "meta['dnc_pixel_sources']"
+    case_base['image_paths'] = resolve_images(case_base['image_paths'], root, origin, key)
+    return case_base
 
 
-def case_base_from_sources(checkpoint: dict) -> Optional[dict]:
+def training_data_root(config) -> Optional[str]:
+    """The data root of a config's (a path or a Config) training set."""
+    from mmengine.config import Config
+    cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    dataset = cfg.train_dataloader.dataset
+    while 'data_root' not in dataset and 'dataset' in dataset:  # RepeatDataset and friends
+        dataset = dataset.dataset
+    return dataset.get('data_root')
+
+
+def case_base_from_sources(checkpoint: dict, origin: str = 'checkpoint') -> Optional[dict]:
     """The case base of a checkpoint whose sub-centroids are real training
     pixels (trained with ``SnapSubcentroidsHook``): T=1, each sub-centroid
     shown by the pixel it is (score 1: the pixel's embedding at the last snap),
@@ -216,16 +242,21 @@ def case_base_from_sources(checkpoint: dict) -> Optional[dict]:
 
     Returns:
         dict with the keys of :func:`build_case_base` (T=1; no ``border``,
-        no ``active``: with K per class, every slot is shown), or None when
-        the checkpoint has no provenance.
+        no ``active``: with K per class, every slot is shown; image paths as
+        the checkpoint names them, not yet resolved), or None when the
+        checkpoint has no provenance.
     """
-    from mmseg_dnc.engine.snap_hook import source_paths
-    source = checkpoint.get('state_dict', {}).get('decode_head.subcentroid_source')
-    paths = source_paths(checkpoint)
+    state = checkpoint.get('state_dict') or {}
+    source = state.get(STATE_KEY) if isinstance(state, dict) else None
+    paths = source_paths(checkpoint, origin)
     if source is None or paths is None:
         return None
+    sub_centroids = state.get('decode_head.sub_centroids')
+    shape = source.shape[:2] if sub_centroids is None else sub_centroids.shape[:2]
+    check_source_table(source, shape, len(paths), origin)
     classes = (checkpoint.get('meta', {}).get('dataset_meta') or {}).get('classes')
     c, k, _ = source.shape
+    source = source.long()
     found = source[..., 0] >= 0  # (C, K)
     return dict(
         score=torch.where(found, 1.0, float('-inf'))[None], image=source[..., 0][None],

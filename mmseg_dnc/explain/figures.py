@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 
 from mmseg_dnc.models import dnc_core
+from mmseg_dnc.models.provenance import UntrustedSourceError, check_pixel
 from mmseg_dnc.visualization.colors import boundaries, colorize, subcentroid_colors
 from mmseg_dnc.visualization.geometry import to_original_size, unpadded_feature_size
 from .casebase import used_slots
@@ -21,13 +22,20 @@ from .data import read_rgb
 
 @lru_cache(maxsize=64)
 def _image(path: str) -> np.ndarray:
-    return read_rgb(path)
+    image = read_rgb(path)
+    if image is None:
+        raise UntrustedSourceError(f'{path} cannot be decoded as an image: the case base or '
+                                   'checkpoint that names it is not this dataset\'s.')
+    return image
 
 
 def patch(path: str, y: int, x: int) -> np.ndarray:
     """A square crop of a training image centred on (y, x), a sixth of its
-    shorter side wide, padded with grey at the borders."""
+    shorter side wide, padded with grey at the borders. ``path`` must come
+    resolved from :func:`~mmseg_dnc.explain.load_case_base`; (y, x) is
+    checked against the image."""
     image = _image(path)
+    check_pixel(image.shape, y, x, path)
     half = max(12, min(image.shape[:2]) // 12)
     padded = np.pad(image, ((half, half), (half, half), (0, 0)), constant_values=128)
     return padded[y:y + 2 * half, x:x + 2 * half]

@@ -36,6 +36,7 @@ from . import dnc_core
 from . import state_transfer
 from . import subcentroid_learning as learning
 from .build_checks import check_settings, resolve_decoder, without_conv_seg
+from .provenance import check_source_table
 from .subcentroid_memory import enqueue_, stored_entries
 
 _DNC_CLASSES: Dict[type, type] = {}
@@ -284,6 +285,10 @@ class DNCDecodeHead(BaseDecodeHead):
             self.enable_pixel_sources()  # a classifier of real pixels: keep its provenance
         for message in state_transfer.adapt_state_dict(self, state_dict, prefix):
             print_log(message, logger='current', level=logging.WARNING)
+        if prefix + 'subcentroid_source' in state_dict:  # untrusted: rows, not a warning
+            check_source_table(state_dict[prefix + 'subcentroid_source'],
+                               self.sub_centroids.shape[:2], origin='the checkpoint',
+                               entry=prefix + 'subcentroid_source')
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
