@@ -9,6 +9,7 @@ first: on mmcv-lite it must run before anything imports ``mmseg.models``.
 from . import compat  # noqa: F401  (must precede mmseg.models)
 from . import checkpoint  # noqa: F401
 from . import engine  # noqa: F401  (CheckpointHook: atomic saves, RNG state)
+from . import evaluation  # noqa: F401  (IoUMetric: label values outside the classes)
 from . import package_configs  # noqa: F401  (_base_ = 'mmseg_dnc::dnc/...')
 from .datasets import CamVidDataset
 from .models import DNCDecodeHead

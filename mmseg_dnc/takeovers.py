@@ -23,11 +23,15 @@ mmengine, mmcv and mmseg as they are:
                        entries: subclasses that name a bad file. The project's
                        CamVid configs name ``CheckedLoadImageFromFile`` and
                        ``CheckedLoadAnnotations``, so they keep them either way.
+``metrics``            mmseg's ``IoUMetric`` entry: a subclass that refuses
+                       val/test label values outside the classes and the
+                       ignore index (mmseg leaves them out of the metrics).
 """
 import os
 from typing import FrozenSet
 
-NAMES = ('checkpoint_loader', 'resume', 'inferencer', 'checkpoint_hook', 'transforms')
+NAMES = ('checkpoint_loader', 'resume', 'inferencer', 'checkpoint_hook', 'transforms',
+         'metrics')
 VARIABLE = 'MMSEG_DNC_OPT_OUT'
 
 
@@ -39,13 +43,12 @@ def opted_out(value: str = None) -> FrozenSet[str]:
     """
     value = os.environ.get(VARIABLE, '') if value is None else value
     names = {name.strip() for name in value.split(',') if name.strip()}
-    if 'all' in names:
-        return frozenset(NAMES)
-    unknown = sorted(names - set(NAMES))
+    # checked even beside 'all': a misspelt name is a mistake either way
+    unknown = sorted(names - set(NAMES) - {'all'})
     if unknown:
         raise ValueError(f'{VARIABLE}={value!r}: unknown {", ".join(unknown)}; the names are '
                          f'{", ".join(NAMES)} (comma-separated), or all.')
-    return frozenset(names)
+    return frozenset(NAMES) if 'all' in names else frozenset(names)
 
 
 def enabled(name: str) -> bool:

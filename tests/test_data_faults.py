@@ -1,9 +1,11 @@
 """Bad data files and folders are named, with what is wrong: an empty image,
-an RGB label, a label of another size, an empty folder, a suffix in another
-case. mmseg's own loading transforms and dataset class, as configs name them."""
+an RGB label, a label of another size, a 16-bit label with values that would
+wrap, an empty folder, a suffix in another case. mmseg's own loading
+transforms and dataset class, as configs name them."""
 import os
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
@@ -40,6 +42,18 @@ def rewrite_label(path, edit):
     Image.fromarray(edit(np.array(Image.open(path)))).save(path)
 
 
+def rewrite_label_16_bit(path, edit=lambda label: label):
+    label = np.array(Image.open(path)).astype(np.uint16)
+    cv2.imwrite(str(path), edit(label))  # a 16-bit grayscale PNG
+
+
+def with_values(*values):
+    def edit(label):
+        label[0, :len(values)] = values
+        return label
+    return edit
+
+
 FAULTS = {
     'empty image': (lambda root: open(root / 'train' / FIRST, 'wb').close(),
                     f'train/{FIRST} is an empty file \\(0 bytes\\), not an image'),
@@ -55,6 +69,10 @@ FAULTS = {
                                                          lambda a: a[:300, :400].copy()),
                               f'trainannot/{FIRST} is 300x400 \\(height x width\\), and its '
                               f'image .*train/{FIRST} is 360x480'),
+    '16-bit label with values over 255': (
+        lambda root: rewrite_label_16_bit(root / 'trainannot' / FIRST, with_values(264, 1000)),
+        f'trainannot/{FIRST} is a uint16 label map with values that are not class indices: '
+        '264, 1000. mmseg reads labels as 8-bit and would read them as 8, 232'),
 }
 
 
@@ -66,6 +84,14 @@ def test_a_bad_file_is_named_with_what_is_wrong(fault, pipeline, camvid):
     with pytest.raises(DataFaultError, match=message):
         dataset(camvid, pipeline)[0]
     dataset(camvid, pipeline)[1]  # the other samples load as before
+
+
+def test_a_16_bit_label_of_class_indices_reads_as_its_8_bit_copy(camvid):
+    as_8_bit = dataset(camvid, 'test_pipeline')[0]['data_samples'].gt_sem_seg.data
+    rewrite_label_16_bit(camvid / 'trainannot' / FIRST)
+    assert Image.open(camvid / 'trainannot' / FIRST).mode == 'I;16'
+    as_16_bit = dataset(camvid, 'test_pipeline')[0]['data_samples'].gt_sem_seg.data
+    assert (as_16_bit == as_8_bit).all() and (as_8_bit == 255).any()
 
 
 def test_an_empty_folder_is_named(camvid):

@@ -1,0 +1,3 @@
+from .iou_metric import CheckedIoUMetric
+
+__all__ = ['CheckedIoUMetric']
