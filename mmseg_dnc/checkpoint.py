@@ -12,7 +12,9 @@ This module replaces mmengine's loader for local files (the ``''`` scheme of
 only while loading. ``getattr`` in particular is allowed only as
 ``getattr(HistoryBuffer, <one of its statistics methods>)``. Anything else is
 refused with :class:`UntrustedCheckpointError`; a truncated or corrupt file
-raises :class:`CorruptCheckpointError`. Nothing is registered globally in torch.
+raises :class:`CorruptCheckpointError`; one whose ``state_dict`` is not a dict
+(a list, None, a string), :class:`MalformedCheckpointError`, before mmengine
+reads it. Nothing is registered globally in torch.
 """
 import os.path as osp
 import pickle
@@ -33,6 +35,11 @@ class UntrustedCheckpointError(pickle.UnpicklingError):
 
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint file is truncated or not a PyTorch checkpoint at all."""
+
+
+class MalformedCheckpointError(ValueError):
+    """A checkpoint file loads, but holds no weights by name (its ``state_dict``
+    is a list, None, a string...)."""
 
 
 def _history_buffer_getattr(obj: Any, name: str):
@@ -77,6 +84,8 @@ def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -
         IsADirectoryError: ``filename`` is a directory.
         UntrustedCheckpointError: the file holds another pickled object.
         CorruptCheckpointError: the file is truncated, empty or not a checkpoint.
+        MalformedCheckpointError: its ``state_dict`` (or the file itself) is
+            not a dict (:func:`state_dict_of`).
     """
     filename = osp.expanduser(filename)
     if not filename:
@@ -94,8 +103,8 @@ def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -
         raise CorruptCheckpointError(_corrupt_message(filename, 'it is empty (0 bytes)', cut=False))
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True,
-                              mmap=mmap)
+            checkpoint = torch.load(filename, map_location=map_location, weights_only=True,
+                                    mmap=mmap)
     except pickle.UnpicklingError as error:
         found = _DISALLOWED.search(str(error))
         if found is None:
@@ -113,6 +122,35 @@ def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -
         raise  # the file system's problem, not the file's
     except Exception as error:  # noqa: BLE001  (the legacy loader fails in many ways)
         raise CorruptCheckpointError(_corrupt_message(filename, _cause(error))) from None
+    state_dict_of(checkpoint, filename)  # before mmengine reads it (load_from, test, resume)
+    return checkpoint
+
+
+def state_dict_of(checkpoint, source: str) -> dict:
+    """The weights of a loaded checkpoint as mmengine reads them: its
+    ``'state_dict'``, or the checkpoint itself when it has none (bare weights).
+
+    Raises:
+        MalformedCheckpointError: that is not a dict (mmengine would fail on it
+            with a bare AttributeError), naming the field and what it holds.
+    """
+    # engine.schema is imported here, not above: the engine package imports this module
+    from .engine.schema import describe
+    need = 'a dict of tensors by parameter name'
+    if not isinstance(checkpoint, dict):
+        field, weights = 'the checkpoint', checkpoint
+        need = f"{need}, or a dict holding one under 'state_dict'"
+    elif 'state_dict' in checkpoint:
+        field, weights = "checkpoint['state_dict']", checkpoint['state_dict']
+    else:
+        return checkpoint
+    if isinstance(weights, dict):
+        return weights
+    raise MalformedCheckpointError(
+        f'Refused to load {source}: {field} must be {need} (what training saves), got '
+        f'{describe(weights)}. It is not a model checkpoint, or '
+        'it was edited; load one that training saved, or re-save the weights once as '
+        "torch.save({'state_dict': model.state_dict()}, 'clean.pth').")
 
 
 def _cause(error: Exception) -> str:

@@ -8,8 +8,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmseg_dnc.checkpoint import MalformedCheckpointError
 from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
 from mmseg_dnc.engine import check_checkpoint_fits
+from mmseg_dnc.engine.checkpoint_fit import check_state_fits
 from .conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
 
 PER_CLASS = [10] * 10 + [5]  # Bicyclist (the 11th class) with 5 sub-centroids
@@ -86,3 +88,12 @@ def test_test_tool_checks_the_checkpoint_however_it_is_named(form, trained, tmp_
     assert f'{path} was trained with num_subcentroids=10' in proc.stderr
     assert 'its sub-centroids would be random' in proc.stderr
     assert 'Iter(test)' not in proc.stdout + proc.stderr  # nothing evaluated
+
+
+def test_a_state_dict_that_is_not_a_dict_is_named_not_an_attribute_error():
+    # the check tools/test.py's hook makes on the dict mmengine loaded, whatever its scheme
+    expected = (11, [10] * 11, 32)
+    for weights in ([0.0], None, 'weights'):
+        with pytest.raises(MalformedCheckpointError, match=r"Refused to load remote.pth: "
+                           r"checkpoint\['state_dict'\] must be a dict of tensors"):
+            check_state_fits({'state_dict': weights}, expected, 'remote.pth')

@@ -27,6 +27,13 @@ def test_opt_out_names_are_parsed_and_unknown_ones_refused():
         opted_out('checkpoint_hooks')
 
 
+def test_unknown_names_beside_all_are_refused_too():
+    assert opted_out('all, resume') == frozenset(NAMES)
+    with pytest.raises(ValueError, match=r"MMSEG_DNC_OPT_OUT='all,bogus': unknown bogus; "
+                                         r'the names are .*, or all\.'):
+        opted_out('all,bogus')
+
+
 @pytest.mark.skipif(bool(os.environ.get('MMSEG_DNC_OPT_OUT')),
                     reason='this process was started with MMSEG_DNC_OPT_OUT set')
 def test_by_default_every_change_is_made():

@@ -2,14 +2,17 @@
 loaders; checkpoints loaded with the weights-only unpickler on every path."""
 import os
 import os.path as osp
+import re
 
 import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
 from mmseg.apis import init_model
-from mmseg_dnc.checkpoint import CorruptCheckpointError, UntrustedCheckpointError
+from mmseg_dnc.checkpoint import (CorruptCheckpointError, MalformedCheckpointError,
+                                  UntrustedCheckpointError)
 from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
+from mmseg_dnc.engine.schema import describe
 from .conftest import TINY_CONFIG as CONFIG
 from .conftest import TINY_DATA as DATA
 from .conftest import CAMVID, run_tool
@@ -157,3 +160,60 @@ def test_truncated_checkpoint_gets_a_clear_error(trained, tmp_path):
     junk.write_bytes(b'not a checkpoint' * 64)
     with pytest.raises(CorruptCheckpointError, match='junk.pth is not a readable'):
         init_model(CONFIG, str(junk), device='cpu')
+
+
+def edited(trained, tmp_path, change) -> str:
+    """iter_4.pth of the tiny run with ``change`` made to it, saved as tmp_path/edited.pth."""
+    checkpoint = load_state(osp.join(trained[0], 'iter_4.pth'))
+    change(checkpoint)
+    torch.save(checkpoint, tmp_path / 'edited.pth')
+    return str(tmp_path / 'edited.pth')
+
+
+NOT_WEIGHTS = {'a list': [0.0], 'None': None, 'a string': 'decode_head.sub_centroids'}
+
+
+def not_weights(kind):
+    return lambda checkpoint: checkpoint.update(state_dict=NOT_WEIGHTS[kind])
+
+
+@pytest.mark.parametrize('kind', list(NOT_WEIGHTS))
+def test_a_state_dict_that_is_not_a_dict_is_refused_by_init_model(kind, trained, tmp_path):
+    path = edited(trained, tmp_path, not_weights(kind))
+    with pytest.raises(MalformedCheckpointError, match=re.escape(
+            f"Refused to load {path}: checkpoint['state_dict'] must be a dict of tensors by "
+            f"parameter name (what training saves), got {describe(NOT_WEIGHTS[kind])}.")):
+        init_model(CONFIG, path, device='cpu')
+
+
+@pytest.mark.parametrize('run, kind', [('test.py', 'a list'), ('train.py load_from', 'None'),
+                                       ('train.py --resume', 'a string')])
+def test_a_state_dict_that_is_not_a_dict_through_the_tools(run, kind, trained, tmp_path):
+    path = edited(trained, tmp_path, not_weights(kind))
+    proc = run_tool(*TOOL_RUNS[run](path, tmp_path), check=False)
+    assert proc.returncode != 0 and 'AttributeError' not in proc.stderr
+    assert (f"MalformedCheckpointError: Refused to load {path}: checkpoint['state_dict'] must "
+            'be a dict of tensors by parameter name') in proc.stderr
+
+
+def zero_subcentroids(checkpoint):
+    checkpoint['state_dict']['decode_head.sub_centroids'].zero_()
+
+
+@pytest.mark.parametrize('run', ['test.py', 'train.py load_from', 'train.py --resume'])
+def test_zero_subcentroids_are_refused_on_every_path(run, trained, tmp_path):
+    proc = run_tool(*TOOL_RUNS[run](edited(trained, tmp_path, zero_subcentroids), tmp_path),
+                    check=False)
+    assert proc.returncode != 0
+    assert ('ValueError: decode_head.sub_centroids in the checkpoint holds 110 of 110 '
+            'sub-centroids that are not unit vectors') in proc.stderr
+    assert 'Iter(' not in proc.stdout + proc.stderr  # nothing evaluated or trained
+
+
+def test_integer_subcentroids_are_refused_by_init_model(trained, tmp_path):
+    def to_int(checkpoint):
+        state = checkpoint['state_dict']
+        state['decode_head.sub_centroids'] = state['decode_head.sub_centroids'].round().long()
+    with pytest.raises(ValueError, match=r'decode_head.sub_centroids in the checkpoint is '
+                                         r'torch.int64: sub-centroids are unit vectors'):
+        init_model(CONFIG, edited(trained, tmp_path, to_int), device='cpu')

@@ -29,7 +29,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmseg_dnc.checkpoint import load_checkpoint_file
+from mmseg_dnc.checkpoint import load_checkpoint_file, state_dict_of
 from mmseg_dnc.models import DNCDecodeHead
 
 KEY = 'decode_head.sub_centroids'
@@ -105,9 +105,12 @@ def check_state_fits(checkpoint, expected: HeadShape, source: str) -> None:
     another DNC head than ``expected``; warn when its per-class K cannot be known.
 
     Keys are read as mmengine loads them: DDP's ``module.`` prefix stripped.
+    A ``state_dict`` that is not a dict raises
+    :class:`~mmseg_dnc.checkpoint.MalformedCheckpointError`.
     """
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
-    state = {re.sub(r'^module\.', '', key): value for key, value in state.items()}
+    state = state_dict_of(checkpoint, source)
+    state = {re.sub(r'^module\.', '', key): value for key, value in state.items()
+             if isinstance(key, str)}
     classes, ks, channels = expected
     needed = (classes, max(ks), channels)
     theirs = state.get(KEY)
