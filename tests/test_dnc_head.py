@@ -1,6 +1,7 @@
 """DNCDecodeHead on mmseg's own FCN, DeepLabV3 (ASPP) and Swin-UperNet models."""
 import copy
 import pickle
+import re
 
 import pytest
 import torch
@@ -150,13 +151,15 @@ def test_bf16_autocast_train_step():
 
 
 def test_labels_out_of_range_are_named():
+    """A training step refuses labels outside the classes before any loss,
+    naming the file (the step's one label check)."""
     model = build_model('FCNHead', C)
     labels = random_labels()
     labels[0, 0, :8] = 7
-    with pytest.raises(ValueError, match=r'labels must be in \[0, 5\)'):
-        model.decode_head.learn_subcentroids(
-            torch.nn.functional.normalize(torch.randn(2, 32, 8, 8), dim=1),
-            torch.zeros(2, C * 10, 8, 8), torch.zeros(2, C, 8, 8), labels[:, None])
+    batch = make_batch(labels)
+    batch['data_samples'][0].set_metainfo(dict(seg_map_path='trainannot/bad.png'))
+    with pytest.raises(ValueError, match=r'(?s)outside the 5 classes.*bad.png: values \[7\]'):
+        train_step(model, batch)
 
 
 BASE = dict(in_channels=8, channels=8, num_classes=3, decoder='FCNHead')
@@ -169,6 +172,9 @@ BASE = dict(in_channels=8, channels=8, num_classes=3, decoder='FCNHead')
     (dict(momentum=-0.1), 'momentum=-0.1'),
     (dict(momentum='0.99'), "momentum='0.99' is invalid"),
     (dict(num_subcentroids=[2, 0, 2]), 'every K must be an int >= 1'),
+    (dict(num_subcentroids=100000), 'num_subcentroids=100000 is invalid; K must be <= 1000'),
+    (dict(num_subcentroids=[2, 1001, 2]), 'num_subcentroids=[2, 1001, 2] is invalid; K must be '
+                                          '<= 1000'),
     (dict(sinkhorn_epsilon=-0.05), 'sinkhorn_epsilon=-0.05'),
     (dict(sinkhorn_epsilon=0), 'sinkhorn_epsilon=0 is invalid'),
     (dict(sinkhorn_iterations=0), 'sinkhorn_iterations=0 is invalid'),
@@ -201,6 +207,20 @@ BASE = dict(in_channels=8, channels=8, num_classes=3, decoder='FCNHead')
 def test_bad_settings_fail_at_build(keys, message):
     with pytest.raises(ValueError, match=message.replace('[', r'\[').replace('(', r'\(')):
         MODELS.build(dict(BASE, type='DNCDecodeHead', **keys))
+
+
+def test_the_bound_on_k_says_what_k_would_cost_and_can_be_raised(monkeypatch):
+    from mmseg_dnc.models import build_checks
+    with pytest.raises(ValueError, match=re.escape(
+            "every pixel of the decoder's feature map is scored against all 3 x 100000 = "
+            '300,000 sub-centroids, 1.1 MiB of float32 scores per pixel, 4,688 MiB per image '
+            'at a 64x64 feature map') + '.*raise mmseg_dnc.models.build_checks.MAX_SUBCENTROIDS'):
+        MODELS.build(dict(BASE, type='DNCDecodeHead', num_subcentroids=100000))
+    assert MODELS.build(dict(BASE, type='DNCDecodeHead', num_subcentroids=1000)) \
+        .sub_centroids.shape == (3, 1000, 8)
+    monkeypatch.setattr(build_checks, 'MAX_SUBCENTROIDS', 2000)
+    head = MODELS.build(dict(BASE, type='DNCDecodeHead', num_subcentroids=[2, 1001, 2]))
+    assert head.sub_centroids.shape == (3, 1001, 8)
 
 
 @pytest.mark.parametrize('decoder, message', [
@@ -271,6 +291,49 @@ def test_non_finite_subcentroids_in_a_checkpoint_are_refused():
     state['sub_centroids'][0, 0, 0] = float('nan')
     with pytest.raises(ValueError, match='holds 1 non-finite values.*earlier checkpoint'):
         MODELS.build(dict(BASE, type='DNCDecodeHead')).load_state_dict(state)
+
+
+def one_row_zero(sub):
+    sub = sub.clone()
+    sub[2, 7] = 0
+    return sub
+
+
+@pytest.mark.parametrize('make, message', [
+    (torch.zeros_like, r'holds 30 of 30 sub-centroids that are not unit vectors \(norm outside '
+                       r'1 \+- 0.001\), 30 of them all zero; \(class, slot\): \[0, 0\] \(norm 0\), '
+                       r'\[0, 1\] \(norm 0\), \[0, 2\] \(norm 0\) and 27 more'),
+    (one_row_zero, r'holds 1 of 30 .*1 of them all zero; \(class, slot\): \[2, 7\] \(norm 0\)\.'),
+    (lambda sub: sub * 2, r'holds 30 of 30 sub-centroids that are not unit .*\(norm 2\)'),
+    (lambda sub: sub.round().long(), r'is torch.int64: sub-centroids are unit vectors of a '
+                                     r'floating dtype'),
+    (lambda sub: sub > 0, r'is torch.bool: sub-centroids are unit vectors'),
+], ids=['all zero', 'one row zero', 'scaled', 'int64', 'bool'])
+def test_subcentroids_that_are_not_unit_vectors_are_refused(make, message):
+    state = MODELS.build(dict(BASE, type='DNCDecodeHead')).state_dict()
+    state['sub_centroids'] = make(state['sub_centroids'])
+    with pytest.raises(ValueError, match=r'(?s)^sub_centroids in the checkpoint ' + message +
+                       r".*delete 'sub_centroids'.*load_from=CHECKPOINT"):
+        MODELS.build(dict(BASE, type='DNCDecodeHead')).load_state_dict(state)
+
+
+def test_unit_subcentroids_load_in_any_floating_dtype_and_unused_slots_stay_unit():
+    state = MODELS.build(dict(BASE, type='DNCDecodeHead')).state_dict()
+    sub = state['sub_centroids']
+    for dtype in (torch.float64, torch.float16, torch.bfloat16):  # unit to their rounding
+        head = MODELS.build(dict(BASE, type='DNCDecodeHead'))
+        head.load_state_dict(dict(state, sub_centroids=sub.to(dtype)))
+        torch.testing.assert_close(head.sub_centroids, sub.to(dtype).float())
+    # per-class K: the unused slots are random unit vectors, in the head and in the checkpoint
+    per_class = dict(BASE, type='DNCDecodeHead', num_subcentroids=[10, 4, 10])
+    head = MODELS.build(per_class)
+    assert not head.used_slots[1, 4:].any()
+    torch.testing.assert_close(head.sub_centroids.norm(dim=-1), torch.ones(3, 10))
+    MODELS.build(per_class).load_state_dict(head.state_dict())
+    unused_zero = head.state_dict()
+    unused_zero['sub_centroids'][1, 4:] = 0
+    with pytest.raises(ValueError, match=r'holds 6 of 30 .*\[1, 4\] \(norm 0\)'):
+        MODELS.build(per_class).load_state_dict(unused_zero)
 
 
 def test_decoders_are_judged_by_their_cls_seg():

@@ -4,6 +4,7 @@ into a DNC model. Every weight that fits is loaded; what belongs to the old
 classes is re-initialised, with one line saying so."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 from mmengine.runner import load_checkpoint
 
@@ -13,11 +14,14 @@ from .conftest import build_model, make_batch, tiny_model_cfg
 
 def perturbed(model):
     """Every parameter and BN statistic moved away from the seed-0 init that
-    the target model also starts from, so 'loaded' cannot pass by accident."""
+    the target model also starts from, so 'loaded' cannot pass by accident;
+    the sub-centroids stay unit vectors, as every checkpoint holds them."""
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point():
                 tensor.add_(torch.rand_like(tensor) + 0.5)
+            if name.endswith('sub_centroids'):
+                tensor.copy_(F.normalize(tensor, dim=-1))
     return model
 
 

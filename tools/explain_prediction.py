@@ -46,12 +46,13 @@ def main():
                         'the case base\'s images are read only from inside it')
     parser.add_argument('--device')
     args = parser.parse_args()
+    # the checkpoint first: an untrusted one is refused before its case base is read
+    model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
     try:
         case_base = load_case_base(args.config, args.checkpoint, args.case_base,
                                    args.data_root)
     except (FileNotFoundError, UntrustedSourceError) as error:
         raise SystemExit(f'error: {error}')
-    model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
     pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline  # no labels
                         if not _loads_labels(t['type'])])
     data = pseudo_collate([pipeline(dict(img_path=args.image))])

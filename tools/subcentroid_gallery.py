@@ -29,13 +29,14 @@ def main():
     parser.add_argument('--data-root', help="the training set's root, if not the config's: "
                         'the case base\'s images are read only from inside it')
     args = parser.parse_args()
+    # the checkpoint first: an untrusted one is refused before its case base is read
+    sub_centroids = load_checkpoint_file(args.checkpoint)['state_dict'][
+        'decode_head.sub_centroids'].cpu()
     try:
         case_base = load_case_base(args.config, args.checkpoint, args.case_base,
                                    args.data_root)
     except (FileNotFoundError, UntrustedSourceError) as error:
         raise SystemExit(f'error: {error}')
-    sub_centroids = load_checkpoint_file(args.checkpoint)['state_dict'][
-        'decode_head.sub_centroids'].cpu()
     classes = case_base['classes']
     unknown = set(args.classes or []) - set(classes)
     if unknown:

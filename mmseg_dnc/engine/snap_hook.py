@@ -22,7 +22,7 @@ similar pixel of all ranks wins, so every rank holds the same sub-centroids.
 import logging
 import math
 import time
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.distributed as dist
@@ -35,8 +35,8 @@ from torch import Tensor
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.models.dnc_core import all_reduce_
 # the provenance format lives with the head that carries it; names kept here too
-from mmseg_dnc.models.provenance import (META_KEY, STATE_KEY, check_source_table,  # noqa: F401
-                                         check_sources_meta, compact_sources, source_paths)
+from mmseg_dnc.models.provenance import (  # noqa: F401
+    META_KEY, STATE_KEY, check_source_table, check_sources_meta, compact_sources, source_paths)
 
 
 def _rank_and_world():
@@ -214,8 +214,7 @@ class SnapSubcentroidsHook(Hook):
             dict(embedding=case['nearest_embedding'].float().to(device),
                  source=source.to(device)))
         has = torch.isfinite(best['score'])
-        if head.subcentroid_active is not None:
-            has &= head.subcentroid_active
+        has &= head.used_slots
         self.apply(head, best['embedding'], best['source'], has, dataset, runner,
                    time.perf_counter() - start)
 

@@ -4,7 +4,7 @@ mmseg's ``IoUMetric`` counts pixels in a histogram of ``num_classes`` bins,
 so a label value at or past ``num_classes`` (other than the ignore index)
 falls outside it and leaves the metrics without a word: a val set with Road
 relabelled 200 scores Road IoU 0 and a higher aAcc. The training loss refuses
-such values (``DNCDecodeHead.check_labels``); val and test data get no loss.
+such values (``learning_step.check_label_range``); val and test data get no loss.
 
 The check sits in the metric rather than the loader because only the metric
 knows the classes (``dataset_meta['classes']``, after any class subset) and

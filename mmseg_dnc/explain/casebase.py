@@ -142,8 +142,7 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True,
             s = sub_scores[i, :, :fh, :fw].permute(1, 2, 0).reshape(-1, ck)[valid]
             y = small[valid]
             own = (torch.arange(ck, device=s.device)[None, :] // k) == y[:, None]  # (M, C*K)
-            if head.subcentroid_active is not None:
-                own &= head.subcentroid_active.view(1, -1)
+            own &= head.used_slots.view(1, -1)
             s = s.masked_fill(~own, float('-inf'))
             wins += torch.bincount(s.argmax(dim=1), minlength=ck).cpu()
             # the running bookkeeping stays on the CPU, whatever the model's device

@@ -58,8 +58,8 @@ def analyse(model, data: dict) -> dict:
     batch = model.data_preprocessor(data, False)
     sample = batch['data_samples'][0]
     _, sub_scores, logits = head.classify(model.extract_feat(batch['inputs']))
-    cos = dnc_core.class_scores(sub_scores, head.num_classes, head.subcentroid_active)
-    nearest = dnc_core.nearest_subcentroid(sub_scores, head.num_classes, head.subcentroid_active)
+    cos = dnc_core.class_scores(sub_scores, head.num_classes, head.slot_mask)
+    nearest = dnc_core.nearest_subcentroid(sub_scores, head.num_classes, head.slot_mask)
     fh, fw = unpadded_feature_size(sample.img_shape, batch['inputs'].shape[2:],
                                    logits.shape[2:])
     logits, cos, nearest = logits[0, :, :fh, :fw], cos[0, :, :fh, :fw], nearest[0, :, :fh, :fw]

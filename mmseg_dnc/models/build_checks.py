@@ -176,6 +176,10 @@ class Choice:
         return any(type(value) is type(v) and value == v for v in self.values)
 
 
+# The most sub-centroids per class: 100 times the paper's K; far above it a
+# head only costs memory and time (see _check_k_bound for the estimate).
+MAX_SUBCENTROIDS = 1000
+
 # Every DNC setting and what it may be: one rule per kind of value.
 SETTINGS = dict(
     num_classes=Number(integer=True, low=1),
@@ -213,6 +217,7 @@ def check_settings(*, num_subcentroids, **settings) -> List[int]:
     if _is_int(num_subcentroids):
         _check(num_subcentroids >= 1, 'num_subcentroids', num_subcentroids,
                'K must be >= 1 (the paper uses 10)')
+        _check_k_bound(num_subcentroids, num_subcentroids, num_classes)
         return [int(num_subcentroids)] * num_classes
     _check(isinstance(num_subcentroids, (list, tuple)), 'num_subcentroids', num_subcentroids,
            'it must be an int K >= 1 (the paper uses 10) or a list of one int K per class')
@@ -222,7 +227,51 @@ def check_settings(*, num_subcentroids, **settings) -> List[int]:
            f'values, got {len(per_class)}')
     _check(all(_is_int(k) and k >= 1 for k in per_class),
            'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
+    _check_k_bound(max(per_class), num_subcentroids, num_classes)
     return [int(k) for k in per_class]
+
+
+def _check_k_bound(k_max: int, num_subcentroids, num_classes: int) -> None:
+    """K at most :data:`MAX_SUBCENTROIDS`: every pixel is scored against all
+    C*Kmax slots, so memory and time grow with K."""
+    if k_max <= MAX_SUBCENTROIDS:
+        return
+    slots = num_classes * k_max
+    per_pixel = slots * 4  # float32 bytes
+    _check(False, 'num_subcentroids', num_subcentroids,
+           f'K must be <= {MAX_SUBCENTROIDS} (the paper uses 10): every pixel of the '
+           f"decoder's feature map is scored against all {num_classes} x {k_max} = "
+           f'{slots:,} sub-centroids, {per_pixel / 2**20:,.1f} MiB of float32 scores per '
+           f'pixel, {per_pixel * 64 * 64 / 2**20:,.0f} MiB per image at a 64x64 feature map '
+           '(a 512x512 crop at output stride 8) before gradients, and the time of a step '
+           'grows with it. If you really need more, raise '
+           'mmseg_dnc.models.build_checks.MAX_SUBCENTROIDS in a module that your config '
+           'lists in custom_imports')
+
+
+_DERIVED = {}
+
+
+def derived_class(base: type, decoder_cls: type, module) -> type:
+    """``DNC<decoder>(base, decoder)``, made once per decoder and set as an
+    attribute of ``module`` (where pickle finds it)."""
+    if decoder_cls not in _DERIVED:
+        name = f'DNC{decoder_cls.__name__}'
+        cls = type(decoder_cls)(name, (base, decoder_cls), {
+            '__module__': module.__name__, '__qualname__': name,
+            '__doc__': f'{decoder_cls.__name__} with a DNC classifier; see {base.__name__}.'})
+        _DERIVED[decoder_cls] = cls
+        setattr(module, name, cls)
+    return _DERIVED[decoder_cls]
+
+
+def check_out_channels(out_channels: int, num_classes: int) -> None:
+    """DNC needs one logit per class: a single-logit (sigmoid) head has none."""
+    if out_channels != num_classes:
+        raise ValueError(
+            f'DNCDecodeHead: out_channels={out_channels} with num_classes={num_classes}: a '
+            'single-logit (sigmoid) head has no classes to hold sub-centroids; set '
+            'out_channels=num_classes (or drop it) and use a softmax loss.')
 
 
 def without_conv_seg(init_cfg):

@@ -29,6 +29,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 
 from .dnc_core import all_reduce_
@@ -73,6 +74,42 @@ def kmeans_pp_seeds(x: Tensor, k: int, generator: Optional[torch.Generator] = No
         chosen.append(pick)
         nearest = torch.minimum(nearest, (2.0 - 2.0 * (x @ x[pick])).clamp_min(0.0))
     return x[chosen]
+
+
+def class_seeds(x: Tensor, y: Tensor, ready: Tensor, num_subcentroids: Sequence[int],
+                like: Tensor) -> Tensor:
+    """k-means++ seeds of the ``ready`` classes, in class order.
+
+    Args:
+        x (Tensor): (M, D) unit embeddings; y (Tensor): (M,) their classes.
+        ready (Tensor): (C,) bool, the classes to seed (each has >= K_c pixels).
+        num_subcentroids: K_c per class.
+        like (Tensor): (C, K, D) the sub-centroids (shape and dtype).
+
+    Returns:
+        Tensor: (C, K, D) float32 rows of ``x`` at ``[c, :K_c]`` for ready
+        classes, zero elsewhere. Under bfloat16/float16 autocast a pixel's
+        embedding is unit only to about 1e-2, so such seeds are normalised
+        (float32 rows are left bit for bit).
+    """
+    seeds = torch.zeros_like(like)
+    for cls in ready.nonzero().flatten().tolist():
+        k = num_subcentroids[cls]
+        found = kmeans_pp_seeds(x[y == cls], k)  # float32 rows of x
+        if x.dtype != torch.float32:
+            found = F.normalize(found, dim=-1)
+        seeds[cls, :k] = found
+    return seeds
+
+
+def rescore_rows(own: Tensor, x: Tensor, y: Tensor, sub_centroids: Tensor,
+                 rows: Tensor) -> Tensor:
+    """(M, K) own-class scores with ``rows`` (M,) bool recomputed against
+    ``sub_centroids`` (C, K, D): cos(x_m, p_{y_m, k}); the others as given."""
+    own = own.clone()
+    own[rows] = torch.einsum('md,mkd->mk', x[rows].float(),
+                             sub_centroids[y[rows]].float()).to(own.dtype)
+    return own
 
 
 def gather_per_class(values: Tensor, present: Tensor) -> Tuple[Tensor, Tensor]:
@@ -205,6 +242,27 @@ def worst_fitted(x: Tensor, labels: Tensor, best_score: Tensor, num_classes: int
         scores, order = torch.cat(all_scores, dim=1).topk(count, dim=1, largest=False)
         embeddings = torch.cat(all_emb, dim=1).gather(1, order[..., None].expand(-1, -1, d))
     return embeddings, torch.isfinite(scores)
+
+
+def restart_picks(dead: Tensor, pixels: Tensor, exists: Tensor) -> Tuple[Tensor, Tensor]:
+    """The i-th dead sub-centroid of a class takes the class's i-th pixel.
+
+    Args:
+        dead (Tensor): (C, K) bool.
+        pixels (Tensor): (C, P, D) per class, candidate pixels in order
+            (:func:`worst_fitted`).
+        exists (Tensor): (C, P) bool, which candidates exist.
+
+    Returns:
+        tuple[Tensor, Tensor]: (C, K) bool, the dead sub-centroids that get a
+        pixel (a class with fewer candidates than dead ones restarts only
+        that many), and (R, D) their new unit vectors, R = the count of True.
+    """
+    rank = dead.long().cumsum(dim=1) - 1
+    index = rank.clamp(min=0).clamp(max=pixels.shape[1] - 1)
+    pick = pixels.gather(1, index[..., None].expand(-1, -1, pixels.shape[2]))
+    restart = dead & exists.gather(1, index)
+    return restart, F.normalize(pick[restart], dim=-1)
 
 
 def subcentroids_from_frequency(pixel_counts: Sequence[float], mean_k: float = 10.0,
