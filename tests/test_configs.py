@@ -51,7 +51,8 @@ def test_ten_configs_and_camvid():
                      for d in ('ade20k', 'cityscapes')}
     assert len(THROUGH_TOOLS) == 10
     assert {osp.basename(p) for p in CONFIGS} - {osp.basename(p) for p in BIG} == {
-        'fcn_cgnet_camvid.py'}
+        'fcn_cgnet_camvid.py', 'segformer_efficientnet-lite0_camvid.py',
+        'segformer_efficientnet-lite0_camvid-L.py'}
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
@@ -78,7 +79,7 @@ def test_config_equals_twin_but_for_the_head(path):
     for cfg in (dnc, twin):  # mmengine records where a config came from
         cfg.pop('filename', None)
     assert dnc == twin
-    dataset = path.rsplit('_', 1)[1][:-3]
+    dataset = path.rsplit('_', 1)[1][:-3].split('-')[0]  # camvid-L: schedule L
     assert head['num_classes'] == NUM_CLASSES[dataset]
     if 'ade20k' in path:  # 16 images per iteration in total: GPUs x batch
         gpus = int(re.search(r'_(\d+)xb\d+-', open(path).read()).group(1))
