@@ -198,6 +198,8 @@ BASE = dict(in_channels=8, channels=8, num_classes=3, decoder='FCNHead')
     (dict(memory_size=False), 'memory_size=False'),
     (dict(projection='no'), "projection='no' is invalid; use one of True, False"),
     (dict(projection=1), "projection=1 is invalid"),
+    (dict(update_assignment='gumbel'), "update_assignment='gumbel' is invalid; use one of "
+                                       "'sinkhorn_argmax', 'gumbel_sample'"),
     (dict(momentum_warmup='yes'), "momentum_warmup='yes'"),
     (dict(subcentroid_init='kmeans'), "subcentroid_init='kmeans' is invalid; use one of 'random'"),
     (dict(restart_dead_below=1.0), 'restart_dead_below=1.0'),
@@ -245,11 +247,13 @@ def test_psphead_works_too():
     assert head([torch.randn(2, 8, 6, 6)]).shape == (2, 3, 6, 6)
 
 
-@pytest.mark.parametrize('keys', [dict(projection=True), dict(score_norm='temperature')])
+@pytest.mark.parametrize('keys', [
+    dict(projection=True), dict(score_norm='temperature'),
+    dict(projection='conv_relu_conv', update_assignment='gumbel_sample', ppc_temperature=1.0)])
 def test_options_train(keys):
     model = build_model('FCNHead', C, **keys)
     head = model.decode_head
-    assert (head.projection is not None) == keys.get('projection', False)
+    assert (head.projection is not None) == bool(keys.get('projection', False))
     assert (head.score_norm is None) == (keys.get('score_norm') == 'temperature')
     log = train_step(model, make_batch(random_labels()))
     assert all(torch.isfinite(v) for v in log.values())
@@ -369,8 +373,7 @@ def test_decoders_are_judged_by_their_cls_seg():
         assert len(calls) == 1
         raise RuntimeError('boom')
     assert head._classified is None
-    with pytest.raises(ValueError, match='features .1, 4, 2, 2., 4 channels wide; DNC '
-                                         'embeds `channels`=8'):
+    with pytest.raises(ValueError, match='features .1, 4, 2, 2.; DNC embeds `channels`=8'):
         head.cls_seg(torch.randn(1, 4, 2, 2))
 
 

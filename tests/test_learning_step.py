@@ -84,3 +84,57 @@ def test_one_step_by_hand_moves_the_assigned_subcentroid():
     torch.testing.assert_close(sub[0, 0], torch.tensor([s, s]))  # (0.5, 0.5) normalised
     expected = torch.nn.functional.normalize(torch.tensor([0.3, 0.9]), dim=0)
     torch.testing.assert_close(sub[1, 0], expected)
+
+
+def test_gumbel_sample_draws_the_sinkhorn_choice_about_e_over_e_plus_k_minus_1():
+    """ProtoSeg's update draw: at K=10 a one-hot plan row wins with p = e/(e+9)."""
+    k, m = 10, 20000
+    plan = torch.zeros(m, k)
+    plan[:, 3] = 1.0
+    labels = torch.zeros(m, dtype=torch.long)
+    drawn = learning.gumbel_sample(plan, labels, generator=torch.Generator().manual_seed(0))
+    share = (drawn == 3).float().mean().item()
+    assert abs(share - math.e / (math.e + k - 1)) < 0.01  # 0.232
+    # the others are drawn alike: (1 - 0.232) / 9 each
+    others = torch.bincount(drawn[drawn != 3], minlength=k).float()[[0, 1, 2, 4, 5, 6, 7, 8, 9]]
+    assert (others / m).sub((1 - share) / (k - 1)).abs().max() < 0.01
+    # unused slots of a per-class K are never drawn
+    active = torch.tensor([[True, True] + [False] * 8])
+    drawn = learning.gumbel_sample(plan, labels, active, torch.Generator().manual_seed(1))
+    assert set(drawn.tolist()) == {0, 1}
+
+
+def test_the_gumbel_update_moves_drawn_subcentroids_and_keeps_argmax_targets():
+    """The update moves the drawn sub-centroid; the step still returns the
+    Sinkhorn argmax (the PPC/PPD target)."""
+    torch.manual_seed(0)
+    sub = torch.nn.functional.normalize(torch.randn(1, 4, 3), dim=-1)
+    before = sub.clone()
+    x = torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+    y = torch.zeros(64, dtype=torch.long)
+    own = x @ sub[0].t()
+    settings = LearningSettings([4], 0.9, 0.05, 3, 'all', 0.0, 50, 'worst', 64,
+                                update_assignment='gumbel_sample')
+    state = SubcentroidState(sub, torch.ones(1, 4, dtype=torch.bool), None,
+                             None, None, None, None, None, None, None)
+    argmax = settings._replace(update_assignment='sinkhorn_argmax')
+    twin = SubcentroidState(before.clone(), *state[1:])
+    targets = assign_and_update(state, settings, x, y, own, torch.ones(64, dtype=torch.bool))
+    targets_argmax = assign_and_update(twin, argmax, x, y, own, torch.ones(64, dtype=torch.bool))
+    assert torch.equal(targets, targets_argmax)  # the same targets either way
+    assert not torch.allclose(sub, twin.sub_centroids)  # moved by other pixels
+    assert torch.allclose(sub.norm(dim=-1), torch.ones(1, 4))
+
+
+def test_projection_kinds():
+    from mmseg_dnc.models.projection import build_projection
+    assert build_projection(False, 8) is None
+    bn = dict(type='BN')
+    protoseg = build_projection('conv_relu_conv', 8, norm_cfg=bn, act_cfg=dict(type='ReLU'))
+    normed = build_projection(True, 8, norm_cfg=bn, act_cfg=dict(type='ReLU'))
+    assert [type(m).__name__ for m in protoseg.modules()] == [
+        'Sequential', 'ConvModule', 'Conv2d', 'ReLU', 'Conv2d']  # no norm, as ProtoSeg
+    assert 'BatchNorm2d' in [type(m).__name__ for m in normed.modules()]
+    assert protoseg[0].conv.bias is not None  # without a norm the first conv has a bias
+    out = protoseg(torch.randn(2, 8, 5, 5))
+    assert out.shape == (2, 8, 5, 5)

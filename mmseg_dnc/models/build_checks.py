@@ -192,7 +192,7 @@ SETTINGS = dict(
     ppc_temperature=Number(low=0, open_low=True),
     score_norm=Choice('layernorm', 'temperature'),
     score_temperature=Number(low=0, open_low=True),
-    projection=Choice(True, False),
+    projection=Choice(True, False, 'conv_relu_conv', 'conv_norm_relu_conv'),
     memory_size=Number(integer=True, low=0, hint=' (0 turns the memory off)'),
     memory_per_step=Number(integer=True, low=1),
     subcentroid_init=Choice('random', 'kmeans++'),
@@ -201,6 +201,7 @@ SETTINGS = dict(
                               hint=' (a fraction of the fair share 1/K; 0 turns it off)'),
     restart_dead_every=Number(integer=True, low=1),
     restart_on=Choice('worst', 'random'),
+    update_assignment=Choice('sinkhorn_argmax', 'gumbel_sample'),
 )
 
 

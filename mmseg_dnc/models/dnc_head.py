@@ -25,7 +25,6 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
 from mmengine.logging import print_log
 from torch import Tensor
 
@@ -38,6 +37,7 @@ from .build_checks import (check_out_channels, check_settings, derived_class,
 from .learning_step import (LearningSettings, SubcentroidState, assign_and_update,
                             check_label_range, labelled_pixels, learning_losses,
                             register_learning_buffers)
+from .projection import build_projection
 
 
 class Classified(NamedTuple):
@@ -77,11 +77,14 @@ class DNCDecodeHead(BaseDecodeHead):
             (0.999, 0.05, 3: the paper's).
         update_from (str): learn from ``'correct'`` pixels (the reference),
             ``'all'``, or ``'correct_or_all'``.
+        update_assignment (str): the sub-centroid a pixel moves: the Sinkhorn
+            argmax (``'sinkhorn_argmax'``) or ProtoSeg's ``'gumbel_sample'``.
         loss_ppc_weight, loss_ppd_weight, ppc_temperature: the
             pixel-prototype contrastive and distance losses (0.01, 0.001, 0.1).
         score_norm, score_temperature: ``'layernorm'`` over the C class
             scores (the reference) or ``'temperature'``.
-        projection (bool): ProtoSeg's projection before the embedding.
+        projection (bool | str): ``'conv_relu_conv'`` (ProtoSeg's),
+            ``'conv_norm_relu_conv'`` (True), or False (none, DNC's).
         memory_size, memory_per_step (int): per-class FIFO memory (0 = off).
         subcentroid_init (str): ``'kmeans++'`` (default): seeds among a
             class's own pixels; ``'random'`` (the reference): random vectors.
@@ -116,7 +119,7 @@ class DNCDecodeHead(BaseDecodeHead):
                  ppc_temperature: float = 0.1,
                  score_norm: str = 'layernorm',
                  score_temperature: float = 0.1,
-                 projection: bool = False,
+                 projection: Union[bool, str] = False,
                  memory_size: int = 0,
                  memory_per_step: int = 64,
                  subcentroid_init: str = 'kmeans++',
@@ -124,6 +127,7 @@ class DNCDecodeHead(BaseDecodeHead):
                  restart_dead_below: float = 0.0,
                  restart_dead_every: int = 50,
                  restart_on: str = 'worst',
+                 update_assignment: str = 'sinkhorn_argmax',
                  **kwargs):
         settings = dict(locals())  # the DNC settings: every argument but these
         for name in ('self', 'decoder', 'kwargs', '__class__'):
@@ -141,7 +145,8 @@ class DNCDecodeHead(BaseDecodeHead):
             num_subcentroids=per_class, momentum=momentum, sinkhorn_epsilon=sinkhorn_epsilon,
             sinkhorn_iterations=sinkhorn_iterations, update_from=update_from,
             restart_dead_below=restart_dead_below, restart_dead_every=restart_dead_every,
-            restart_on=restart_on, memory_per_step=memory_per_step)
+            restart_on=restart_on, memory_per_step=memory_per_step,
+            update_assignment=update_assignment)
         self.loss_ppc_weight = loss_ppc_weight
         self.loss_ppd_weight = loss_ppd_weight
         self.ppc_temperature = ppc_temperature
@@ -149,10 +154,8 @@ class DNCDecodeHead(BaseDecodeHead):
         self.subcentroid_init = subcentroid_init
 
         dim = self.channels
-        self.projection = nn.Sequential(
-            ConvModule(dim, dim, 1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
-                       act_cfg=self.act_cfg),
-            nn.Conv2d(dim, dim, 1)) if projection else None
+        self.projection = build_projection(projection, dim, self.conv_cfg, self.norm_cfg,
+                                           self.act_cfg)
         self.feature_norm = nn.LayerNorm(dim)
         self.score_norm = nn.LayerNorm(self.num_classes) \
             if score_norm == 'layernorm' else None
@@ -205,8 +208,7 @@ class DNCDecodeHead(BaseDecodeHead):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        k = self.num_subcentroids
-        k = k[0] if len(set(k)) == 1 else k
+        k = self.num_subcentroids[0] if not self.k_per_class else self.num_subcentroids
         return (f'{super().extra_repr()}, decoder={self.decoder_type}, '
                 f'num_subcentroids={k}, momentum={self.learning.momentum}')
 
@@ -245,11 +247,10 @@ class DNCDecodeHead(BaseDecodeHead):
         """
         if feat.shape[1] != self.channels:
             raise ValueError(
-                f'{type(self).__name__}.cls_seg got features {tuple(feat.shape)}, '
-                f'{feat.shape[1]} channels wide; DNC embeds `channels`={self.channels}. '
-                f'The decoder {self.decoder_type} calls cls_seg on another width: it '
-                "cannot carry DNC; keep it parametric, or use a head that README's table "
-                "marks 'trains'.")
+                f'{type(self).__name__}.cls_seg got features {tuple(feat.shape)}; DNC '
+                f'embeds `channels`={self.channels}. The decoder {self.decoder_type} calls '
+                "cls_seg on another width: it cannot carry DNC; keep it parametric, or use a "
+                "head that README's table marks 'trains'.")
         sub_centroids = self.sub_centroids
         if self._classified is not None and torch.is_grad_enabled():
             # a copy: backward needs the scores' weights as they were before
@@ -264,8 +265,7 @@ class DNCDecodeHead(BaseDecodeHead):
 
     @contextmanager
     def classified(self) -> Iterator[List['Classified']]:
-        """Within the block, every ``cls_seg`` call appends its
-        :class:`Classified` to the list this yields."""
+        """Within the block, each ``cls_seg`` call appends its :class:`Classified`."""
         if self._classified is not None:
             raise RuntimeError(f'{type(self).__name__}.classified() does not nest.')
         self._classified = calls = []

@@ -61,6 +61,7 @@ class LearningSettings(NamedTuple):
     restart_dead_every: int
     restart_on: str
     memory_per_step: int
+    update_assignment: str = 'sinkhorn_argmax'  # or ProtoSeg's 'gumbel_sample'
 
 
 class LabelledPixels(NamedTuple):
@@ -200,10 +201,12 @@ def assign_and_update(state: SubcentroidState, settings: LearningSettings, x: Te
         own_all = torch.cat([own.float(), stored_own.float()])
     else:
         x_all, y_all, own_all = x, y, own
-    _, assignment_all = dnc_core.sinkhorn_assign(
+    plan, assignment_all = dnc_core.sinkhorn_assign(
         own_all, y_all, c, settings.sinkhorn_epsilon, settings.sinkhorn_iterations,
         state.slot_mask)
     assignment = assignment_all[:m]
+    if settings.update_assignment == 'gumbel_sample':  # ProtoSeg: the update's own draw
+        assignment_all = learning.gumbel_sample(plan, y_all, state.slot_mask)
 
     learn = torch.ones_like(y_all, dtype=torch.bool)
     learn[:m] = learning.learning_mask(y, correct, c, settings.update_from)

@@ -140,6 +140,32 @@ def gather_per_class(values: Tensor, present: Tensor) -> Tuple[Tensor, Tensor]:
     return merged, any_present
 
 
+def gumbel_sample(plan: Tensor, labels: Tensor, active: Optional[Tensor] = None,
+                  generator: Optional[torch.Generator] = None) -> Tensor:
+    """ProtoSeg's update assignment: a hard Gumbel-softmax sample of the
+    Sinkhorn plan used as logits, ``argmax(plan + g)``, g ~ Gumbel(0, 1)
+    (``F.gumbel_softmax(plan, tau=0.5, hard=True)``; for a hard sample the
+    temperature does not matter). The plan's rows sum to 1, so its entries
+    are small against the noise: at K=10 the Sinkhorn choice is drawn with
+    probability about e / (e + K - 1) = 0.23, and the update pulls every
+    sub-centroid of a class towards the class mean.
+
+    Args:
+        plan (Tensor): (M, K) Sinkhorn plan, rows summing to 1.
+        labels (Tensor): (M,) classes.
+        active (Tensor, optional): (C, K) used slots; unused ones are never drawn.
+
+    Returns:
+        Tensor: (M,) int64 sub-centroid of each pixel.
+    """
+    uniform = torch.rand(plan.shape, generator=generator, device='cpu').to(plan.device)
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+    logits = plan.float() + gumbel
+    if active is not None:
+        logits = logits.masked_fill(~active[labels], float('-inf'))
+    return logits.argmax(dim=1)
+
+
 def warmup_momentum(momentum: float, updates: Tensor) -> Tensor:
     """Momentum of each sub-centroid after ``updates`` updates.
 
