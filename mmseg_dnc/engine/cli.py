@@ -7,6 +7,7 @@ from typing import Sequence
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
+from mmseg_dnc.utils.dist import group_open
 from .run_config import prepare_config
 
 
@@ -42,6 +43,6 @@ def finish_distributed() -> None:
     ("terminate called without an active exception"), which makes torchrun
     report the run as failed and stop rank 0, mid-write.
     """
-    if dist.is_available() and dist.is_initialized():
+    if group_open():
         dist.barrier()
         dist.destroy_process_group()

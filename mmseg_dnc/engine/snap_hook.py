@@ -28,21 +28,16 @@ import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import Tensor
 
 from mmseg_dnc.models import DNCDecodeHead
+from mmseg_dnc.models.build_checks import is_int, is_real
+from mmseg_dnc.utils.dist import rank_and_world, unwrap
 from mmseg_dnc.models.dnc_core import all_reduce_
 # the provenance format lives with the head that carries it; names kept here too
 from mmseg_dnc.models.provenance import (  # noqa: F401
     META_KEY, STATE_KEY, check_source_table, check_sources_meta, compact_sources, source_paths)
-
-
-def _rank_and_world():
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def best_across_ranks(score: Tensor, payload: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -60,7 +55,7 @@ def best_across_ranks(score: Tensor, payload: Dict[str, Tensor]) -> Dict[str, Te
         dict: ``score`` (C, K), the best over ranks, and each payload key, the
         winning rank's values; identical on every rank.
     """
-    rank, world = _rank_and_world()
+    rank, world = rank_and_world()
     if world == 1:
         return dict(payload, score=score)
     scores = [torch.empty_like(score) for _ in range(world)]
@@ -94,16 +89,13 @@ class SnapSubcentroidsHook(Hook):
 
     def __init__(self, begin: Union[float, int] = 0.75, every: int = 0,
                  max_images: Optional[int] = None, num_workers: int = 2):
-        if isinstance(begin, bool) or not isinstance(begin, (int, float)) or \
-                not math.isfinite(begin) or begin < 0 or \
-                (isinstance(begin, float) and not 0 < begin < 1):
+        if not is_real(begin) or begin < 0 or (not is_int(begin) and not 0 < begin < 1):
             raise ValueError(f'SnapSubcentroidsHook(begin={begin!r}): give a fraction of the '
                              'schedule in (0, 1), e.g. 0.75, or an iteration (int >= 0).')
         for name, value, low in (('every', every, 0), ('num_workers', num_workers, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f'SnapSubcentroidsHook({name}={value!r}): an int >= {low}.')
-        if max_images is not None and (isinstance(max_images, bool) or
-                                       not isinstance(max_images, int) or max_images < 1):
+        if max_images is not None and (not is_int(max_images) or max_images < 1):
             raise ValueError(f'SnapSubcentroidsHook(max_images={max_images!r}): an int >= 1, '
                              'or None for the whole training set.')
         self.begin = begin
@@ -114,7 +106,7 @@ class SnapSubcentroidsHook(Hook):
 
     # ------------------------------------------------------------ schedule
     def begin_iter(self, max_iters: int) -> int:
-        if isinstance(self.begin, float):
+        if not is_int(self.begin):  # a fraction of the schedule
             return int(round(self.begin * max_iters))
         return self.begin
 
@@ -128,7 +120,7 @@ class SnapSubcentroidsHook(Hook):
     @staticmethod
     def model_of(runner):
         """The segmentor, unwrapped from DDP."""
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+        return unwrap(runner.model)
 
     @classmethod
     def head_of(cls, runner) -> DNCDecodeHead:
@@ -184,7 +176,7 @@ class SnapSubcentroidsHook(Hook):
         from mmseg_dnc.explain import build_case_base, one_by_one, training_set
         model = self.model_of(runner)
         head = self.head_of(runner)
-        rank, world = _rank_and_world()
+        rank, world = rank_and_world()
         dataset = training_set(runner.cfg)
         indices = self.image_indices(len(dataset))
         mine = indices[rank::world]

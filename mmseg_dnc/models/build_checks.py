@@ -122,11 +122,13 @@ def _check(condition: bool, key: str, value, need: str) -> None:
         raise ValueError(f'DNCDecodeHead: {key}={value!r} is invalid; {need}.')
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An int (numpy's too), never a bool: the one rule for integer settings."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def _is_real(value) -> bool:
+def is_real(value) -> bool:
+    """A finite real (an int too), never a bool: the one rule for real settings."""
     return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -156,7 +158,7 @@ class Number:
         return f'it must be{where}, {kind}{self.hint}' if where else f'it must be {kind}{self.hint}'
 
     def ok(self, value) -> bool:
-        if not (_is_int(value) if self.integer else _is_real(value)):
+        if not (is_int(value) if self.integer else is_real(value)):
             return False
         if self.low is not None and (value <= self.low if self.open_low else value < self.low):
             return False
@@ -215,7 +217,7 @@ def check_settings(*, num_subcentroids, **settings) -> List[int]:
         rule = SETTINGS[key]
         _check(rule.ok(value), key, value, rule.need())
     num_classes = settings['num_classes']
-    if _is_int(num_subcentroids):
+    if is_int(num_subcentroids):
         _check(num_subcentroids >= 1, 'num_subcentroids', num_subcentroids,
                'K must be >= 1 (the paper uses 10)')
         _check_k_bound(num_subcentroids, num_subcentroids, num_classes)
@@ -226,7 +228,7 @@ def check_settings(*, num_subcentroids, **settings) -> List[int]:
     _check(len(per_class) == num_classes, 'num_subcentroids', num_subcentroids,
            f'a per-class list needs one K per class: {num_classes} '
            f'values, got {len(per_class)}')
-    _check(all(_is_int(k) and k >= 1 for k in per_class),
+    _check(all(is_int(k) and k >= 1 for k in per_class),
            'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
     _check_k_bound(max(per_class), num_subcentroids, num_classes)
     return [int(k) for k in per_class]

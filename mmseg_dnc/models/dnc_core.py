@@ -21,13 +21,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..utils.dist import distributed
+
 # plan entries within this relative distance of a row's maximum count as tied
 TIE_TOLERANCE = 1e-5
 
 
 def all_reduce_(tensor: Tensor, op=None) -> Tensor:
     """All-reduce in place when a process group exists; a no-op otherwise."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op is None else op)
     return tensor
 

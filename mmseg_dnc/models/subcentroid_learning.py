@@ -32,14 +32,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..utils.dist import distributed
 from .dnc_core import all_reduce_
 
 # TensorFlow's ExponentialMovingAverage(num_updates=n): min(decay, (1+n)/(10+n))
 WARMUP_OFFSET = 10.0
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def kmeans_pp_seeds(x: Tensor, k: int, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -125,7 +122,7 @@ def gather_per_class(values: Tensor, present: Tensor) -> Tuple[Tensor, Tensor]:
         tuple[Tensor, Tensor]: (C, ...) values, identical on every rank (zero
         for classes no rank has), and (C,) bool, classes that some rank had.
     """
-    if not _distributed():
+    if not distributed():
         return values, present
     world = dist.get_world_size()
     all_values = [torch.empty_like(values) for _ in range(world)]
@@ -259,7 +256,7 @@ def worst_fitted(x: Tensor, labels: Tensor, best_score: Tensor, num_classes: int
         worst = best_score[own].float().topk(n, largest=False).indices
         embeddings[c, :n] = x[own[worst]].float()
         scores[c, :n] = best_score[own[worst]].float()
-    if _distributed():
+    if distributed():
         world = dist.get_world_size()
         all_emb = [torch.empty_like(embeddings) for _ in range(world)]
         all_scores = [torch.empty_like(scores) for _ in range(world)]

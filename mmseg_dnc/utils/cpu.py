@@ -16,6 +16,8 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from .dist import group_open
+
 
 def replace_sync_bn(node: Any) -> Any:
     """Turn every ``type='SyncBN'`` in a (nested) config into ``'BN'``, in place."""
@@ -81,7 +83,7 @@ def open_gloo_group() -> None:
     """Open the gloo process group from torchrun's environment (RANK,
     WORLD_SIZE, MASTER_ADDR, MASTER_PORT), unless one is open: mmengine then
     finds it open and skips its CUDA-only set-up."""
-    if dist.is_initialized():
+    if group_open():
         return
     dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                             world_size=int(os.environ['WORLD_SIZE']))
