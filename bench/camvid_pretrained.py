@@ -52,10 +52,26 @@ SCHEDULES = {'S': '', 'L': '-L'}
 SPLITS = ('val', 'drive 0006R0')
 # name -> (config family, decode head keys); every DNC variant spells out the
 # whole learning setting, so a record keeps its meaning when defaults change
+# the fidelity settings (ProtoSeg against DNC, issue 20), at the head's defaults
+FIDELITY = dict(projection=False, update_assignment='sinkhorn_argmax', ppc_temperature=0.1)
+
+
+def spelled(**keys) -> dict:
+    """The paper's setting with the fidelity settings spelled out, then ``keys``."""
+    return with_reference({**FIDELITY, **keys})
+
+
+KMEANS = dict(subcentroid_init='kmeans++')
 VARIANTS: Dict[str, tuple] = {
     'twin': ('twin', {}),
-    'paper (random start)': ('dnc', dict(REFERENCE)),
-    'kmeans++ start': ('dnc', with_reference(dict(subcentroid_init='kmeans++'))),
+    'paper (random start)': ('dnc', spelled()),
+    'kmeans++ start': ('dnc', spelled(**KMEANS)),
+    # one change each to the head's default (kmeans++ start), screened at S
+    'ProtoSeg projection': ('dnc', spelled(**KMEANS, projection='conv_relu_conv')),
+    'projection with norm': ('dnc', spelled(**KMEANS, projection='conv_norm_relu_conv')),
+    'Gumbel-sampled update': ('dnc', spelled(**KMEANS, update_assignment='gumbel_sample')),
+    'K=1 (class mean)': ('dnc', spelled(**KMEANS, num_subcentroids=1)),
+    'PPC on raw cosines': ('dnc', spelled(**KMEANS, ppc_temperature=1.0)),
 }
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 
