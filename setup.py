@@ -85,6 +85,10 @@ setup(
     entry_points={'console_scripts': [
         'mmseg-dnc-train = mmseg_dnc.tools.train:main',
         'mmseg-dnc-test = mmseg_dnc.tools.test:main',
+        'mmseg-dnc-snap = mmseg_dnc.tools.snap_subcentroids:main',
+        'mmseg-dnc-k-per-class = mmseg_dnc.tools.k_per_class:main',
+        'mmseg-dnc-explain = mmseg_dnc.tools.explain_prediction:main',
+        'mmseg-dnc-gallery = mmseg_dnc.tools.subcentroid_gallery:main',
     ]},
     python_requires='>=3.8',
     # Honest ranges. mmcv (full, for GPUs) or mmcv-lite (CPU) both work, so

@@ -3,6 +3,7 @@ reaches them the way ``mmseg::`` reaches mmseg's:
 
     _base_ = 'mmseg_dnc::dnc/fcn_cgnet_camvid.py'      # in a config
     python -m mmseg_dnc.tools.train mmseg_dnc::dnc/fcn_cgnet_camvid.py
+    mmengine.hub.get_config('mmseg_dnc::dnc/fcn_cgnet_camvid.py')   # and get_model
 
 Where they are (``config_root``): an installed wheel carries them in
 ``mmseg_dnc/.mim/configs`` (setup.py copies the repository's ``configs/``
@@ -11,8 +12,8 @@ install, or ``PYTHONPATH``) has them in ``configs/`` beside the package.
 
 Importing ``mmseg_dnc`` wraps mmengine's ``Config._get_cfg_path`` (how a
 ``_base_`` path becomes a file) so that ``mmseg_dnc::`` is resolved here and
-every other path as before. mmengine's own route for ``pkg::`` (its
-``MODULE2PACKAGE`` table) is not used, for two reasons: it finds the package
+every other path as before. mmengine's own route for a ``pkg::`` base (its
+``MODULE2PACKAGE`` table) is not taken, for two reasons: it finds the package
 through its installed distribution, which an editable install does not place
 beside its code; and it gives the base's dicts the scope ``mmseg_dnc``, which
 has no registry, so mmengine would build them from its root registries, which
@@ -21,12 +22,29 @@ registry``). Every type in these configs is in mmseg's registries (this
 package registers into them), so their scope is ``mmseg``, as for an
 ``mmseg::`` base. The prefix works in a process that has imported
 ``mmseg_dnc`` before it reads the config (this package's tools do).
+
+``mmengine.hub.get_config`` and ``get_model``, mmengine's API for package
+configs, take the prefix too: importing ``mmseg_dnc`` replaces ``get_config``
+in ``mmengine.hub`` (and in its module, whose ``get_model`` calls it) with one
+that resolves ``mmseg_dnc::`` here, from a wheel or a checkout alike, and
+passes every other path on. ``get_model`` then calls
+``mmseg_dnc.utils.register_all_modules`` (the scope becomes ``mmseg``) and
+builds the model without loading any weights unless ``pretrained=True``
+(``published_weights``: none are published yet). ``mmseg_dnc`` is also entered
+in ``MODULE2PACKAGE``, mmengine's table of packages with configs: mmengine's
+own ``get_config``, imported from ``mmengine.hub`` before ``mmseg_dnc`` was,
+then takes the prefix from an installed wheel (whose ``.mim`` is where it
+looks), though not from a checkout.
 """
 import os
 import os.path as osp
 from typing import Optional, Tuple
 
+import mmengine.hub
 from mmengine.config import Config
+from mmengine.config.utils import MODULE2PACKAGE
+from mmengine.fileio import load
+from mmengine.hub import hub as hub_module  # whose get_model calls its get_config
 
 PREFIX = 'mmseg_dnc::'
 # the registry scope of every type these configs name (see the module docstring)
@@ -109,12 +127,48 @@ def _get_cfg_path(cfg_path: str, filename: str) -> Tuple[str, Optional[str]]:
     return _get_cfg_path.mmengine_version(cfg_path, filename)
 
 
+def published_weights(path: str) -> str:
+    """The trained weights that the model index lists for the config ``path``
+    (``mmseg_dnc::dnc/x.py``), as mmengine's ``get_config(pretrained=True)``
+    reads them from a metafile's ``Weights``.
+
+    Raises:
+        ValueError: the index lists none for it.
+    """
+    # a wheel's .mim and a checkout's root both hold model-index.yml and configs/
+    mim_root = osp.dirname(config_root())
+    config = osp.relpath(config_path(path), mim_root)
+    for metafile in load(osp.join(mim_root, 'model-index.yml'))['Import']:
+        for model in load(osp.join(mim_root, metafile))['Models']:
+            if model.get('Config') == config and model.get('Weights'):
+                return model['Weights']
+    raise ValueError(f'{path}: no trained weights are published for it (model-index.yml '
+                     f'lists none); build it with pretrained=False and train it, or load '
+                     f'your own checkpoint.')
+
+
+def get_config(cfg_path: str, pretrained: bool = False) -> Config:
+    """mmengine's ``mmengine.hub.get_config`` (a package's config by
+    ``PKG::RELATIVE/PATH.py``; with ``pretrained``, its published weights as
+    ``cfg.model_path``), with ``mmseg_dnc::`` resolved here."""
+    if not cfg_path.startswith(PREFIX):
+        return get_config.mmengine_version(cfg_path, pretrained)
+    cfg = Config.fromfile(config_path(cfg_path))
+    if pretrained:
+        cfg.model_path = published_weights(cfg_path)
+    return cfg
+
+
 def install() -> None:
-    """Make mmengine resolve ``mmseg_dnc::`` in ``_base_`` (once per process)."""
-    if getattr(Config._get_cfg_path, 'mmengine_version', None) is not None:
-        return
-    _get_cfg_path.mmengine_version = Config._get_cfg_path
-    Config._get_cfg_path = staticmethod(_get_cfg_path)
+    """Make mmengine resolve ``mmseg_dnc::`` in ``_base_`` and in
+    ``mmengine.hub.get_config`` and ``get_model`` (once per process)."""
+    if getattr(Config._get_cfg_path, 'mmengine_version', None) is None:
+        _get_cfg_path.mmengine_version = Config._get_cfg_path
+        Config._get_cfg_path = staticmethod(_get_cfg_path)
+    if getattr(hub_module.get_config, 'mmengine_version', None) is None:
+        get_config.mmengine_version = hub_module.get_config
+        hub_module.get_config = mmengine.hub.get_config = get_config
+    MODULE2PACKAGE.setdefault('mmseg_dnc', 'mmseg_dnc')
 
 
 install()

@@ -13,6 +13,7 @@ import runpy
 import subprocess
 import sys
 import tempfile
+import textwrap
 import traceback
 
 import pytest
@@ -40,6 +41,18 @@ CAMVID = osp.join(TEST_DATA, 'camvid')
 TINY_CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
 TINY_DATA = [f'{loader}.dataset.data_root={CAMVID}'
              for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def config_with_hooks(tmp_path, *hooks: str) -> str:
+    """The tiny config with ``custom_hooks`` (written as code, e.g.
+    ``"dict(type='RecordAssignmentsHook')"``) of tests/train_hooks.py."""
+    path = tmp_path / 'with_hooks.py'
+    path.write_text(textwrap.dedent(f"""\
+        _base_ = '{TINY_CONFIG}'
+        custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])
+        custom_hooks = [{', '.join(hooks)}]
+        """))
+    return str(path)
 
 # mmseg's base model configs, shrunk for a 2-core CPU: ResNet-18 instead of 50
 # (stage widths 64..512), Swin with embed_dims 32 and one block per stage.

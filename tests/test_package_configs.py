@@ -1,21 +1,28 @@
-"""``mmseg_dnc::`` config paths in this checkout (in a ``_base_`` and on the
-tools' command line), and the model index that `mim search` reads. The same
-from an installed wheel: tests/test_wheel.py."""
+"""``mmseg_dnc::`` config paths in this checkout (in a ``_base_``, on the
+tools' command line and through mmengine's ``mmengine.hub``), and the model
+index that `mim search` reads. The same from an installed wheel:
+tests/test_wheel.py."""
 import glob
 import os
 import os.path as osp
+import socket
 
+import mmengine.hub
 import pytest
 import yaml
 from mmengine.config import Config
 from mmengine.registry import DATASETS, init_default_scope
+from mmengine.runner.checkpoint import CheckpointLoader
 
+from mmseg_dnc import DNCDecodeHead
 from mmseg_dnc.engine import load_config
 from mmseg_dnc.package_configs import resolve_config
 from mmseg_dnc.tools.train import parse_args
 from .conftest import CAMVID, ROOT
 
 CAMVID_CONFIG = 'mmseg_dnc::dnc/fcn_cgnet_camvid.py'
+# its backbone names ImageNet weights to download (open-mmlab://resnet101_v1c)
+DEEPLAB_CONFIG = 'mmseg_dnc::dnc/deeplabv3_r101_ade20k.py'
 DNC_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'dnc', '*.py')))
 
 
@@ -48,6 +55,35 @@ def test_tools_take_the_prefix():
     cfg = load_config(args, loaders=loaders)
     assert cfg.model.decode_head.type == 'DNCDecodeHead'
     assert cfg.work_dir == osp.join('./work_dirs', 'fcn_cgnet_camvid')
+
+
+def test_mmengine_hub_get_config_takes_the_prefix():
+    """mmengine's API for package configs, as for 'mmseg::' (the same checkout file)."""
+    cfg = mmengine.hub.get_config(DEEPLAB_CONFIG)
+    assert cfg.filename == resolve_config(DEEPLAB_CONFIG)
+    assert cfg.model.decode_head.type == 'DNCDecodeHead'
+    # one the model index does not list, and another package's
+    assert mmengine.hub.get_config('mmseg_dnc::parametric/fcn_cgnet_camvid.py').filename == \
+        osp.join(ROOT, 'configs', 'parametric', 'fcn_cgnet_camvid.py')
+    assert mmengine.hub.get_config('mmseg::_base_/default_runtime.py').default_scope == 'mmseg'
+    with pytest.raises(ValueError, match='no trained weights are published for it'):
+        mmengine.hub.get_config(DEEPLAB_CONFIG, pretrained=True)
+
+
+def test_mmengine_hub_get_model_downloads_nothing_unless_pretrained(monkeypatch):
+    def refused(*args, **kwargs):
+        raise AssertionError('get_model(pretrained=False) reached for weights')
+
+    monkeypatch.setattr(socket.socket, 'connect', refused)
+    monkeypatch.setattr(CheckpointLoader, 'load_checkpoint', classmethod(refused))
+    model = mmengine.hub.get_model(DEEPLAB_CONFIG, pretrained=False)
+    assert isinstance(model.decode_head, DNCDecodeHead)
+    # the backbone still names its weights, for a training run's init_weights
+    assert model.backbone.init_cfg == dict(type='Pretrained',
+                                           checkpoint='open-mmlab://resnet101_v1c')
+    assert not model.is_init
+    with pytest.raises(ValueError, match='no trained weights are published for it'):
+        mmengine.hub.get_model(DEEPLAB_CONFIG, pretrained=True)
 
 
 @pytest.mark.parametrize('path, error, says', [

@@ -14,13 +14,13 @@ from mmengine.dataset import pseudo_collate
 
 from mmseg.registry import MODELS
 from mmseg_dnc.checkpoint import load_checkpoint_file
-from mmseg_dnc.engine.snap_hook import (META_KEY, SnapSubcentroidsHook, best_across_ranks,
+from mmseg_dnc.explain.snap_hook import (META_KEY, SnapSubcentroidsHook, best_across_ranks,
                                         source_paths)
 from mmseg_dnc.explain import training_set
 from mmseg_dnc.visualization.geometry import unpadded_feature_size
-from .conftest import TINY_CONFIG, TINY_DATA, assert_same_training_state, run_tool
+from .conftest import (TINY_CONFIG, TINY_DATA, assert_same_training_state, config_with_hooks,
+                       run_tool)
 from .test_distributed import free_port
-from .test_interruption import config_with_hooks
 from .test_subcentroid_learning import head, pixels, step
 
 

@@ -1,7 +1,8 @@
 """The package stands alone: its wheel, installed (not editable) into a fresh
-virtual environment, reaches its configs as ``mmseg_dnc::dnc/...``, trains
-and tests through its own entry points, from a folder outside the checkout,
-on real CamVid files.
+virtual environment, reaches its configs as ``mmseg_dnc::dnc/...`` (in a
+``_base_`` and through ``mmengine.hub``), trains, tests and counts K per class
+through its own entry points, from a folder outside the checkout, on real
+CamVid files.
 
 The wheel is built from a copy of this checkout's sources (so that nothing is
 written into the checkout). The fresh environment gets torch, mmcv-lite,
@@ -28,6 +29,10 @@ from mmseg_dnc.checkpoint import load_checkpoint_file
 from .conftest import CAMVID, ROOT
 
 CONFIG = 'mmseg_dnc::dnc/fcn_cgnet_camvid.py'
+# console script (mmseg-dnc-NAME) -> module of mmseg_dnc.tools
+TOOLS = {'train': 'train', 'test': 'test', 'snap': 'snap_subcentroids',
+         'k-per-class': 'k_per_class', 'explain': 'explain_prediction',
+         'gallery': 'subcentroid_gallery'}
 # what setup.py does not package; everything else of the checkout is copied
 NOT_PACKAGED = {'.git', '.venv', 'build', 'dist', 'work_dirs', 'data', 'tests', 'bench', 'docs',
                 '.pytest_cache'}
@@ -100,26 +105,32 @@ def test_wheel_carries_configs_index_and_tools(wheel):
     for meta in configs:  # every config the index names is in the wheel
         for model in meta['Models']:
             assert f"mmseg_dnc/.mim/{model['Config']}" in names
-    assert {'mmseg_dnc/tools/train.py', 'mmseg_dnc/tools/test.py'} <= names
-    assert 'mmseg-dnc-train = mmseg_dnc.tools.train:main' in scripts
-    assert 'mmseg-dnc-test = mmseg_dnc.tools.test:main' in scripts
+    for script, module in TOOLS.items():
+        assert f'mmseg_dnc/tools/{module}.py' in names
+        assert f'mmseg-dnc-{script} = mmseg_dnc.tools.{module}:main' in scripts
 
 
 def test_installed_package_reaches_configs_trains_and_tests(venv, tmp_path):
     assert osp.isdir(osp.join(CAMVID, 'train')), f'real CamVid data missing at {CAMVID}'
     python = venv / 'bin' / 'python'
     (tmp_path / 'my_config.py').write_text(f"_base_ = '{CONFIG}'\n")
-    # the wheel's mmseg_dnc, its configs, and a _base_ through the prefix
+    # the wheel's mmseg_dnc, its configs, a _base_ through the prefix, and
+    # mmengine.hub's get_config (also one imported before mmseg_dnc) and get_model
     found = run(python, '-c', '; '.join([
-        'import json, mmseg_dnc', 'from mmengine.config import Config',
+        'from mmengine.hub import get_config', 'import json, mmengine.hub, mmseg_dnc',
+        'from mmengine.config import Config',
         'from mmseg_dnc.package_configs import config_root',
         "cfg = Config.fromfile('my_config.py')",
-        'print(json.dumps([mmseg_dnc.__file__, config_root(), cfg.model.decode_head.type]))',
+        f'hub = [get_config({CONFIG!r}).filename, mmengine.hub.get_config({CONFIG!r}).filename]',
+        f'model = mmengine.hub.get_model({CONFIG!r})',
+        'print(json.dumps([mmseg_dnc.__file__, config_root(), cfg.model.decode_head.type, '
+        'hub, isinstance(model.decode_head, mmseg_dnc.DNCDecodeHead)]))',
     ]), cwd=tmp_path).stdout
-    package_file, config_root, head = json.loads(found.strip().splitlines()[-1])
+    package_file, config_root, head, hub, built = json.loads(found.strip().splitlines()[-1])
     assert osp.realpath(package_file).startswith(osp.realpath(venv) + os.sep)
     assert config_root == osp.join(osp.dirname(package_file), '.mim', 'configs')
-    assert head == 'DNCDecodeHead'
+    assert head == 'DNCDecodeHead' and built
+    assert hub == [osp.join(config_root, 'dnc', 'fcn_cgnet_camvid.py')] * 2
 
     work_dir = tmp_path / 'train'
     log = log_of(run(python, '-m', 'mmseg_dnc.tools.train', CONFIG, '--work-dir', work_dir,
@@ -136,4 +147,10 @@ def test_installed_package_reaches_configs_trains_and_tests(venv, tmp_path):
     out = log_of(run(venv / 'bin' / 'mmseg-dnc-test', 'my_config.py', work_dir / 'iter_2.pth',
                      '--work-dir', tmp_path / 'test', '--cfg-options', *DATA, cwd=tmp_path))
     assert 'mIoU' in out and 'Pedestrian' in out and 'aAcc' in out
-    assert (venv / 'bin' / 'mmseg-dnc-train').is_file()
+
+    # a tool moved into the package, by its console script
+    out = run(venv / 'bin' / 'mmseg-dnc-k-per-class', 'my_config.py', '--cfg-options',
+              f'train_dataloader.dataset.data_root={CAMVID}', cwd=tmp_path).stdout
+    assert '| Pedestrian |' in out and 'model.decode_head.num_subcentroids=[' in out
+    for script in TOOLS:
+        assert (venv / 'bin' / f'mmseg-dnc-{script}').is_file()

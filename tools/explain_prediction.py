@@ -6,64 +6,10 @@ decided them and the training patches those stand for.
     python tools/explain_prediction.py CONFIG CKPT IMAGE [--points Y,X ...]
         [--out FILE.png] [--case-base FILE] [--data-root DIR] [--device cpu|cuda]
 
-Needs the checkpoint's case base (tools/snap_subcentroids.py writes it).
+The same as ``python -m mmseg_dnc.tools.explain_prediction`` (which holds the logic) and
+the console script ``mmseg-dnc-explain``.
 """
-import argparse
-import os.path as osp
-
-from mmcv.transforms import Compose
-from mmengine.dataset import pseudo_collate
-from mmseg.datasets.transforms import LoadAnnotations
-from mmseg.registry import TRANSFORMS
-
-import mmseg_dnc  # noqa: F401
-from mmseg_dnc.models.provenance import UntrustedSourceError
-from mmseg_dnc.explain import load_case_base, load_dnc_model
-from mmseg_dnc.explain.figures import BORDER_UNKNOWN, analyse, explanation_panel
-
-
-def point(text):
-    y, x = (int(v) for v in text.split(','))
-    return y, x
-
-
-def _loads_labels(transform_type) -> bool:
-    """A pipeline step that loads the label map (mmseg's LoadAnnotations or a subclass)."""
-    cls = TRANSFORMS.get(transform_type) if isinstance(transform_type, str) else transform_type
-    return isinstance(cls, type) and issubclass(cls, LoadAnnotations)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('image')
-    parser.add_argument('--points', type=point, nargs='+',
-                        help='pixels to explain, as Y,X in image coordinates')
-    parser.add_argument('--out', help='output PNG (default: beside the image name, .explained.png)')
-    parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
-    parser.add_argument('--data-root', help="the training set's root, if not the config's: "
-                        'the case base\'s images are read only from inside it')
-    parser.add_argument('--device')
-    args = parser.parse_args()
-    # the checkpoint first: an untrusted one is refused before its case base is read
-    model, cfg = load_dnc_model(args.config, args.checkpoint, args.device)
-    try:
-        case_base = load_case_base(args.config, args.checkpoint, args.case_base,
-                                   args.data_root)
-    except (FileNotFoundError, UntrustedSourceError) as error:
-        raise SystemExit(f'error: {error}')
-    pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline  # no labels
-                        if not _loads_labels(t['type'])])
-    data = pseudo_collate([pipeline(dict(img_path=args.image))])
-    analysis = analyse(model, data)
-    out = args.out or osp.splitext(osp.basename(args.image))[0] + '.explained.png'
-    explanation_panel(analysis, case_base, model.dataset_meta['palette'], args.points,
-                      path=out, title=f'Why DNC predicts what it does: {osp.basename(args.image)}')
-    if 'border_flagged' not in case_base:
-        print(f'note: {BORDER_UNKNOWN}')
-    print(f'explanation: {osp.abspath(out)}')
-
+from mmseg_dnc.tools.explain_prediction import main
 
 if __name__ == '__main__':
     main()

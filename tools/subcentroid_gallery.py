@@ -6,54 +6,10 @@ sub-centroids; and the diversity table (collapsed or not). A row titled
     python tools/subcentroid_gallery.py CONFIG CKPT [--classes NAME ...]
         [--out-dir DIR] [--case-base FILE] [--data-root DIR]
 
-Needs the checkpoint's case base (tools/snap_subcentroids.py writes it).
+The same as ``python -m mmseg_dnc.tools.subcentroid_gallery`` (which holds the logic) and
+the console script ``mmseg-dnc-gallery``.
 """
-import argparse
-import os
-import os.path as osp
-
-import mmseg_dnc  # noqa: F401
-from mmseg_dnc.models.provenance import UntrustedSourceError
-from mmseg_dnc.checkpoint import load_checkpoint_file
-from mmseg_dnc.explain import diversity, load_case_base, used_slots
-from mmseg_dnc.explain.figures import BORDER_UNKNOWN, class_gallery, similarity_heatmap
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--classes', nargs='+', help='class names (default: all)')
-    parser.add_argument('--out-dir', help='default: CKPT_gallery/')
-    parser.add_argument('--case-base', help='default: CKPT.casebase.pth')
-    parser.add_argument('--data-root', help="the training set's root, if not the config's: "
-                        'the case base\'s images are read only from inside it')
-    args = parser.parse_args()
-    # the checkpoint first: an untrusted one is refused before its case base is read
-    sub_centroids = load_checkpoint_file(args.checkpoint)['state_dict'][
-        'decode_head.sub_centroids'].cpu()
-    try:
-        case_base = load_case_base(args.config, args.checkpoint, args.case_base,
-                                   args.data_root)
-    except (FileNotFoundError, UntrustedSourceError) as error:
-        raise SystemExit(f'error: {error}')
-    classes = case_base['classes']
-    unknown = set(args.classes or []) - set(classes)
-    if unknown:
-        raise SystemExit(f'error: unknown classes {sorted(unknown)}; the classes are {classes}')
-    out_dir = args.out_dir or osp.splitext(args.checkpoint)[0] + '_gallery'
-    os.makedirs(out_dir, exist_ok=True)
-    if 'border_flagged' not in case_base:
-        print(f'note: {BORDER_UNKNOWN}')
-    stats = diversity(sub_centroids, case_base['wins'], used_slots(case_base))
-    for c, name in enumerate(classes):
-        if args.classes and name not in args.classes:
-            continue
-        class_gallery(case_base, c, stats['share'], osp.join(out_dir, f'{name}.png'))
-    similarity_heatmap(sub_centroids, classes, osp.join(out_dir, 'similarity.png'),
-                       used_slots(case_base))
-    print(f'gallery: {osp.abspath(out_dir)}')
-
+from mmseg_dnc.tools.subcentroid_gallery import main
 
 if __name__ == '__main__':
     main()

@@ -11,15 +11,16 @@ custom_imports = dict(imports=['mmseg_dnc'], allow_failed_imports=False)
 crop_size = (240, 320)
 # the cross-entropy weighs classes by median-frequency balancing over CamVid train (SegNet's
 # CamVid recipe; `python tools/k_per_class.py CONFIG` prints them): the thin and rare
-# classes (Pole, SignSymbol, Pedestrian, Bicyclist) are 1% of the pixels or less
+# classes (Pole, SignSymbol, Pedestrian, Bicyclist) are 1% of the pixels or less.
+# ClassWeightedCrossEntropyLoss: mmseg 1.2.2's CrossEntropyLoss(class_weight=...) fails on
+# ignored pixels (mmseg_dnc/models/losses.py)
 class_weight = [0.2793, 0.2017, 4.7865, 0.149, 1.0, 0.4217, 3.8467, 1.9736, 0.7889, 6.3747, 8.8587]
 model = dict(
     data_preprocessor=dict(size=crop_size),
     decode_head=dict(
         num_classes=11,
         loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-            class_weight=class_weight)))
+            _delete_=True, type='ClassWeightedCrossEntropyLoss', class_weight=class_weight)))
 # AdamW, the pretrained backbone at a tenth of the decoder's rate
 optim_wrapper = dict(
     type='OptimWrapper',

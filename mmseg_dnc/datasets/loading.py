@@ -25,7 +25,7 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
-from ..takeovers import enabled
+from ..checkpointing.takeovers import enabled
 from .folders import DataFaultError
 
 

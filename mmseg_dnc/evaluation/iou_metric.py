@@ -18,7 +18,7 @@ from typing import Sequence
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 from ..datasets.folders import DataFaultError
-from ..takeovers import enabled
+from ..checkpointing.takeovers import enabled
 
 SHOWN = 10  # values named per file
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from mmengine.utils import ProgressBar
 from torch import Tensor
 
-from mmseg_dnc.checkpoint import load_checkpoint_file
+from mmseg_dnc.checkpointing import load_checkpoint_file
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.models.provenance import (STATE_KEY, check_case_base_indices,
                                          check_source_table, resolve_images, source_paths)

@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader
 
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS
-from mmseg_dnc.engine import check_checkpoint_fits, check_num_classes
+from mmseg_dnc.checkpointing import check_checkpoint_fits
+from mmseg_dnc.engine import check_num_classes
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.utils import replace_sync_bn
 

@@ -1,4 +1,5 @@
 from .backbones import EfficientNetLite
 from .dnc_head import DNCDecodeHead
+from .losses import ClassWeightedCrossEntropyLoss
 
-__all__ = ['DNCDecodeHead', 'EfficientNetLite']
+__all__ = ['ClassWeightedCrossEntropyLoss', 'DNCDecodeHead', 'EfficientNetLite']

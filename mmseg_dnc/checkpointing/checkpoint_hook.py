@@ -6,7 +6,7 @@ before writing the new best, and writes every file in place. A run killed
 while it saves (``max_keep_ckpts=1`` is a common setting) is left with a
 truncated file and nothing to resume from. This hook
 
-- writes checkpoints and ``last_checkpoint`` atomically (:mod:`mmseg_dnc.fileio`)
+- writes checkpoints and ``last_checkpoint`` atomically (:mod:`.fileio`)
   when they go to the local disk;
 - deletes old and previous-best checkpoints only once the new one is written,
   and only files that this run wrote: on ``--resume`` mmengine takes the list
@@ -16,7 +16,8 @@ truncated file and nothing to resume from. This hook
   ``--resume``, after mmengine has replayed the data already trained on, so a
   resumed run continues the run it resumes (:mod:`.rng_state`);
 - refuses to resume into a model whose tensors changed shape (mmengine would
-  skip them and go on from their initialisation).
+  skip them and go on from their initialisation):
+  :func:`.resume_checks.check_resume_shapes`.
 
 Importing ``mmseg_dnc`` registers it under the name ``CheckpointHook``, so
 mmseg's ``default_hooks.checkpoint`` picks it up with the same arguments.
@@ -33,33 +34,12 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
-from mmseg_dnc.fileio import AtomicLocalBackend, atomic_write, leftover_parts
-from mmseg_dnc.takeovers import enabled
+from .fileio import AtomicLocalBackend, atomic_write, leftover_parts
+from .resume_checks import check_resume_shapes
 from .resume_guard import is_resuming
 from .rng_state import RNG_KEY, capture_rng_state, restore_rng_state
 from .run_files import RUN_KEY, in_directory, new_run_id, run_id_of
-
-
-def check_resume_shapes(ours: dict, theirs: dict, work_dir: str) -> None:
-    """Resuming continues a run: every tensor must keep its shape.
-
-    mmengine loads with ``strict=False``, so a tensor whose shape changed
-    (the config's ``num_classes``, K or ``channels`` edited since) would be
-    skipped with a warning and training would go on from its initialisation.
-
-    Raises:
-        ValueError: naming each tensor whose shape differs.
-    """
-    changed = [f'  {key}: {tuple(theirs[key].shape)} in the checkpoint, '
-               f'{tuple(tensor.shape)} in this model'
-               for key, tensor in ours.items()
-               if key in theirs and getattr(theirs[key], 'shape', tensor.shape) != tensor.shape]
-    if changed:
-        raise ValueError(
-            'Cannot resume: the model is not the one the checkpoint was saved from:\n'
-            + '\n'.join(changed) + '\nResume with the config it was trained with (saved '
-            f'in {work_dir}), or start a new run from its weights with load_from=CHECKPOINT '
-            'and without --resume.')
+from .takeovers import enabled
 
 
 @HOOKS.register_module()
@@ -207,7 +187,7 @@ class SafeCheckpointHook(CheckpointHook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not is_resuming():
             return  # load_from: a new run, with its own random streams
-        self._run_id = checkpoint.get(RUN_KEY)  # checked by resume_checks
+        self._run_id = checkpoint.get(RUN_KEY)  # checked by run_files.check_run_id
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         check_resume_shapes(model.state_dict(), checkpoint.get('state_dict', {}),
                             runner.work_dir)

@@ -2,7 +2,7 @@
 
 ``Runner.resume`` loads a checkpoint, hands it to every hook's
 ``after_load_checkpoint``, then reads its meta, message hub, optimizer and
-scheduler state (see :mod:`.resume_checks` for every field). Importing
+scheduler state (every field: ``docs/security.md``). Importing
 ``mmseg_dnc`` wraps ``Runner.resume`` so that the checkpoint it loads is
 checked by :func:`~.resume_checks.check_resume_checkpoint` right after
 loading, before any hook or mmengine reads it, for every way a resume is
@@ -19,7 +19,7 @@ from mmengine.infer.infer import BaseInferencer
 from mmengine.runner import Runner
 from mmengine.runner import runner as runner_module
 
-from ..takeovers import enabled
+from .takeovers import enabled
 from .resume_checks import check_resume_checkpoint, optimizer_layout, scheduler_states
 
 # what the checkpoint being resumed must fit; None outside Runner.resume

@@ -11,11 +11,11 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmseg.registry import HOOKS, TRANSFORMS
-from mmseg_dnc import checkpoint as safe_loading
+from mmseg_dnc.checkpointing import SafeCheckpointHook, resume_guard
+from mmseg_dnc.checkpointing import loader as safe_loading
+from mmseg_dnc.checkpointing.takeovers import NAMES, opted_out
 from mmseg_dnc.datasets import CheckedLoadAnnotations, CheckedLoadImageFromFile
-from mmseg_dnc.engine import SafeCheckpointHook, resume_guard
-from mmseg_dnc.takeovers import NAMES, opted_out
-from .conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
+from ..conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
 
 
 def test_opt_out_names_are_parsed_and_unknown_ones_refused():
@@ -60,7 +60,7 @@ assert TRANSFORMS.get('LoadImageFromFile') is mmcv.transforms.LoadImageFromFile
 assert TRANSFORMS.get('LoadAnnotations') is mmseg.datasets.transforms.LoadAnnotations
 assert CheckpointLoader._schemes[''].__module__ == 'mmengine.runner.checkpoint'
 from mmengine.runner import runner as runner_module
-from mmseg_dnc.engine import resume_guard
+from mmseg_dnc.checkpointing import resume_guard
 assert runner_module._load_checkpoint is resume_guard._mmengine_load_checkpoint  # no checks
 assert BaseInferencer._init_model is resume_guard._mmengine_init_model
 # the project's own configs still name the safe versions

@@ -33,11 +33,13 @@ from torch import Tensor
 
 from mmseg_dnc.models import DNCDecodeHead
 from mmseg_dnc.models.build_checks import is_int, is_real
-from mmseg_dnc.utils.dist import rank_and_world, unwrap
 from mmseg_dnc.models.dnc_core import all_reduce_
 # the provenance format lives with the head that carries it; names kept here too
 from mmseg_dnc.models.provenance import (  # noqa: F401
     META_KEY, STATE_KEY, check_source_table, check_sources_meta, compact_sources, source_paths)
+from mmseg_dnc.utils.dist import rank_and_world, unwrap
+from .casebase import build_case_base
+from .data import one_by_one, training_set
 
 
 def best_across_ranks(score: Tensor, payload: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -172,8 +174,6 @@ class SnapSubcentroidsHook(Hook):
     @torch.no_grad()
     def snap(self, runner) -> None:
         from torch.utils.data import Subset
-
-        from mmseg_dnc.explain import build_case_base, one_by_one, training_set
         model = self.model_of(runner)
         head = self.head_of(runner)
         rank, world = rank_and_world()

@@ -10,10 +10,15 @@ restore torch's CPU and CUDA generator states; ``SafeCheckpointHook`` keeps
 one per rank in the checkpoint (plain uint8 tensors, loadable weights-only):
 the ranks' generators part ways as soon as their data differ (the memory's
 ``randperm`` draws as many numbers as a rank has pixels).
+
+On ``--resume`` :func:`check_rng_states` checks what a checkpoint holds under
+:data:`RNG_KEY` before anything restores it (:mod:`.resume_checks`).
 """
 from typing import Dict, List
 
 import torch
+
+from .schema import check_dict, describe, refuse
 
 RNG_KEY = 'torch_rng_state'
 
@@ -43,3 +48,30 @@ def restore_rng_state(state: Dict[str, object]) -> List[str]:
         torch.cuda.set_rng_state_all(cuda)
         restored.append(f'cuda x{len(cuda)}')
     return restored
+
+
+def check_rng_states(states) -> None:
+    """This project's ``torch_rng_state``: per rank, torch's generator states.
+
+    Raises:
+        Refusal: naming the rank and the key that is not what
+            :func:`capture_rng_state` makes.
+    """
+    field = f'checkpoint[{RNG_KEY!r}]'
+    if not isinstance(states, list):
+        refuse(field, f'must be a list of per-rank generator states, got {describe(states)}')
+    cpu_size = torch.get_rng_state().numel()
+    for rank, state in enumerate(states):
+        where = f'{field}[{rank}]'
+        if set(check_dict(state, where)) - {'cpu', 'cuda'}:
+            refuse(where, f'has keys {sorted(map(str, state))}; it keeps only cpu and cuda')
+        cpu = state.get('cpu')
+        if not (isinstance(cpu, torch.Tensor) and cpu.dtype == torch.uint8
+                and tuple(cpu.shape) == (cpu_size,)):
+            refuse(f"{where}['cpu']", f'must be a torch.uint8 tensor of shape ({cpu_size},), '
+                   f"torch's CPU generator state, got {describe(cpu)}")
+        cuda = state.get('cuda', [])
+        if not (isinstance(cuda, (list, tuple)) and all(
+                isinstance(s, torch.Tensor) and s.dtype == torch.uint8 and s.ndim == 1
+                for s in cuda)):
+            refuse(f"{where}['cuda']", f'must be a list of uint8 vectors, got {describe(cuda)}')

@@ -9,15 +9,14 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
 
-from mmseg_dnc.checkpoint import CorruptCheckpointError
-from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
-from mmseg_dnc.fileio import atomic_write
-from .conftest import TINY_CONFIG, TINY_DATA, assert_same_training_state, run_tool
+from mmseg_dnc.checkpointing import CorruptCheckpointError, atomic_write
+from mmseg_dnc.checkpointing import load_checkpoint_file as load_state
+from ..conftest import (TINY_CONFIG, TINY_DATA, assert_same_training_state,
+                        config_with_hooks, run_tool)
 
 # 6 iterations, a checkpoint after each, only the newest kept (the setting
 # under which mmengine's own hook deletes the old file before writing the
@@ -35,16 +34,6 @@ SETTINGS = ['train_cfg.max_iters=6', 'train_cfg.val_interval=3',
             'model.decode_head.update_from=correct_or_all',
             'model.decode_head.restart_dead_below=0.5', 'model.decode_head.restart_dead_every=2',
             *TINY_DATA]
-
-
-def config_with_hooks(tmp_path, *hooks: str) -> str:
-    path = tmp_path / 'with_hooks.py'
-    path.write_text(textwrap.dedent(f"""\
-        _base_ = '{TINY_CONFIG}'
-        custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])
-        custom_hooks = [{', '.join(hooks)}]
-        """))
-    return str(path)
 
 
 def train(config, work_dir, *extra, check=True):
@@ -128,7 +117,7 @@ def test_killed_while_saving_a_new_best_keeps_the_previous_best(tmp_path):
 
 KILL_WHILE_WRITING = """
 import resource, signal, sys
-from mmseg_dnc.fileio import atomic_write
+from mmseg_dnc.checkpointing import atomic_write
 signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
 atomic_write(sys.argv[1], b'new' * (1 << 20))
@@ -169,7 +158,7 @@ def test_resume_into_a_changed_model_is_refused(trained, tmp_path):
 
 DISK_FULL = """
 import resource, sys
-from mmseg_dnc.fileio import atomic_write
+from mmseg_dnc.checkpointing import atomic_write
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
 try:
     atomic_write(sys.argv[1], b'new' * (1 << 20))

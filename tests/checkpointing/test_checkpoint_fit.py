@@ -8,11 +8,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_dnc.checkpoint import MalformedCheckpointError
-from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
-from mmseg_dnc.engine import check_checkpoint_fits
-from mmseg_dnc.engine.checkpoint_fit import check_state_fits
-from .conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
+from mmseg_dnc.checkpointing import MalformedCheckpointError, check_checkpoint_fits
+from mmseg_dnc.checkpointing import load_checkpoint_file as load_state
+from mmseg_dnc.checkpointing.checkpoint_fit import check_state_fits
+from ..conftest import ROOT, TINY_CONFIG, TINY_DATA, run_tool
 
 PER_CLASS = [10] * 10 + [5]  # Bicyclist (the 11th class) with 5 sub-centroids
 PER_CLASS_OPTION = f'model.decode_head.num_subcentroids={PER_CLASS}'.replace(' ', '')

@@ -13,11 +13,11 @@ import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
-from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
-from mmseg_dnc.engine import UnsafeResumeError, check_resume_checkpoint
-from mmseg_dnc.engine.rng_state import RNG_KEY
-from mmseg_dnc.engine.run_files import RUN_KEY
-from .conftest import TINY_CONFIG, TINY_DATA, run_tool
+from mmseg_dnc.checkpointing import UnsafeResumeError, check_resume_checkpoint
+from mmseg_dnc.checkpointing import load_checkpoint_file as load_state
+from mmseg_dnc.checkpointing.rng_state import RNG_KEY
+from mmseg_dnc.checkpointing.run_files import RUN_KEY
+from ..conftest import TINY_CONFIG, TINY_DATA, run_tool
 
 
 @pytest.fixture(scope='module')

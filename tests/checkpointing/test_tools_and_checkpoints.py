@@ -9,13 +9,13 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
 from mmseg.apis import init_model
-from mmseg_dnc.checkpoint import (CorruptCheckpointError, MalformedCheckpointError,
-                                  UntrustedCheckpointError)
-from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
-from mmseg_dnc.engine.schema import describe
-from .conftest import TINY_CONFIG as CONFIG
-from .conftest import TINY_DATA as DATA
-from .conftest import CAMVID, run_tool
+from mmseg_dnc.checkpointing import (CorruptCheckpointError, MalformedCheckpointError,
+                                     UntrustedCheckpointError)
+from mmseg_dnc.checkpointing import load_checkpoint_file as load_state
+from mmseg_dnc.checkpointing.schema import describe
+from ..conftest import TINY_CONFIG as CONFIG
+from ..conftest import TINY_DATA as DATA
+from ..conftest import CAMVID, run_tool
 
 
 def test_train_resume_and_losses_logged(trained):

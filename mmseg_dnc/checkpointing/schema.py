@@ -1,7 +1,8 @@
 """Small checks of untrusted plain data, each naming the field it refuses.
 
 A refusal raises :class:`Refusal` (field, problem); the caller turns it into
-the error its user sees (:func:`.resume_checks.check_resume_checkpoint`).
+the error its user sees (:func:`.resume_checks.check_resume_checkpoint`);
+:func:`describe` also words the loader's refusals (:mod:`.loader`).
 """
 import numbers
 

@@ -6,8 +6,8 @@ import torch
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmseg.apis import MMSegInferencer, init_model
-from mmseg_dnc.checkpoint import CorruptCheckpointError, load_checkpoint_file
-from .conftest import TINY_CONFIG, TINY_DATA, run_tool
+from mmseg_dnc.checkpointing import CorruptCheckpointError, load_checkpoint_file
+from ..conftest import TINY_CONFIG, TINY_DATA, run_tool
 
 
 @pytest.mark.parametrize('load', [

@@ -1,67 +1,23 @@
 """A checkpoint handed to ``--resume`` is untrusted input: check it before mmengine reads it.
 
-The weights-only loader (:mod:`mmseg_dnc.checkpoint`) keeps a checkpoint from
-running code *while it is unpickled*. What it returns is still data that
-mmengine 0.10.7's resume machinery interprets, and some of it is dangerous:
-``meta['config']`` is executed as a Python config file, and the message hub's
-``keep_ckpt_ids`` and ``best_ckpt`` name files that ``CheckpointHook`` deletes.
-:func:`check_resume_checkpoint` runs on the loaded dict before mmengine or any
-hook sees it (see :mod:`.resume_guard`) and checks it against what mmengine's
-``Runner.save_checkpoint`` and this project's ``CheckpointHook`` write.
+The weights-only loader (:mod:`.loader`) keeps a checkpoint from running code
+*while it is unpickled*. What it returns is still data that mmengine 0.10.7's
+resume machinery acts on: it executes ``meta['config']``, deletes the files
+that the message hub names, sets an attribute for every key of a scheduler's
+state. :func:`check_resume_checkpoint` runs on the loaded dict before mmengine
+or any hook sees it (:mod:`.resume_guard`) and checks it against what
+mmengine's ``Runner.save_checkpoint`` and this project's ``CheckpointHook``
+write. Every field, what reads it and what is accepted is listed once, in
+``docs/security.md``. The optimizer and schedulers are checked in
+:mod:`.optim_state_checks`; this project's own keys beside the code that writes
+them (:func:`.rng_state.check_rng_states`, :func:`.run_files.check_run_id`).
 
-Every field mmengine 0.10.7 interprets on resume, and what happens to it here:
+:func:`check_resume_shapes` is the one check that needs the built model: the
+checkpoint hook makes it when the resumed checkpoint reaches it.
 
-``Runner.resume``
-  - ``meta['epoch']``, ``meta['iter']``: the loop counters. Ints >= 0.
-  - ``meta['config']``: *executed* (``Config.fromstring(..., '.py')``) to read
-    ``gpu_ids``. Neither mmengine (it writes ``meta['cfg']``) nor this project
-    writes it: refused, whatever it holds.
-  - ``meta['seed']``: re-seeds the run when it differs from the config's. An
-    int in [0, 2**32) or None.
-  - ``meta['dataset_meta']``: compared with the dataset's (a warning). Plain data.
-  - ``message_hub``: ``log_scalars`` (each a ``HistoryBuffer``: exactly its
-    ``max_length`` and two 1-D numeric histories), ``runtime_info`` (copied into
-    the global message hub, where every hook reads it; plain data, and the keys
-    below typed), ``resumed_keys`` (str -> bool). Required.
-  - ``optimizer``: the optimizer wrapper's state: ``param_groups`` (as many as
-    the optimizer has, each as many parameters; plain hyper-parameters),
-    ``state`` (per parameter; each tensor the parameter's shape, a scalar, or a
-    factored shape with 1s), ``base_param_settings`` (only if the wrapper has
-    one: it adds a group the schedulers step), ``loss_scaler`` (numbers).
-  - ``param_schedulers``: each loaded with ``__dict__.update``, so any key sets
-    an attribute; ``zip`` drops extra or missing ones. As many as the config
-    has, each with exactly the keys its scheduler saves, of the same types.
-``Runner.load_checkpoint``
-  - ``state_dict``: str -> tensor; ``module.`` prefixes stripped; its
-    ``_metadata`` (module versions) plain data. Shapes are the
-    ``CheckpointHook``'s check (``check_resume_shapes``).
-  - the whole dict goes to every hook's ``after_load_checkpoint``: this
-    project's ``torch_rng_state`` (one state per rank: uint8 vectors of
-    torch's state sizes) and ``mmseg_dnc_run`` (32 hex digits); mmengine's
-    ``EMAHook`` reads ``ema_state_dict`` (str -> tensor).
-``runtime_info``, read by hooks after the resume
-  - ``keep_ckpt_ids`` (``CheckpointHook.before_train`` deletes the files of the
-    ids beyond ``max_keep_ckpts``, before anything is written): increasing ints
-    >= 0, none past the checkpoint's own step. This project's hook deletes
-    nothing before a new checkpoint is written, and then only files that this
-    run wrote (:mod:`.run_files`); others are kept, with a warning.
-  - ``best_ckpt``, ``best_ckpt_<metric>`` (the previous best, deleted when a new
-    best is written; published by ``published_keys``): strings; deleted or
-    published only when this run wrote them.
-  - ``best_score``, ``best_score_<metric>``: compared with each new metric. Numbers, not NaN.
-  - ``eta`` (the logger formats it): a number >= 0. ``loop_stage``: 'train',
-    'val' or 'test'. ``epoch``, ``iter``, ``max_epochs``, ``max_iters``: ints
-    >= 0 (``RuntimeInfoHook`` overwrites them). ``cfg``, ``experiment_name``,
-    ``mmengine_version``, ``last_ckpt``: strings, carried into the next
-    checkpoints, never executed by resume (``cfg`` is executed by mmengine's
-    ``BaseInferencer`` when given weights without a config, which
-    :mod:`.resume_guard` refuses). ``seed``: as ``meta['seed']``.
-
-Other top-level and ``meta`` keys are read by nothing on resume and are
-ignored. A refusal raises :class:`UnsafeResumeError` naming the field.
+A refusal raises :class:`UnsafeResumeError` naming the field.
 """
 import math
-import re
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -70,16 +26,15 @@ from mmengine.logging.history_buffer import HistoryBuffer
 
 from .optim_state_checks import (check_optimizer, check_param_schedulers, optimizer_layout,
                                  scheduler_states)
-from .rng_state import RNG_KEY
-from .run_files import RUN_KEY
+from .rng_state import RNG_KEY, check_rng_states
+from .run_files import RUN_KEY, check_run_id
 from .schema import (Refusal, check_dict, check_int, check_plain, check_seed, check_str,
                      describe, is_number, refuse)
 
-__all__ = ['UnsafeResumeError', 'check_resume_checkpoint', 'optimizer_layout',
-           'scheduler_states']
+__all__ = ['UnsafeResumeError', 'check_resume_checkpoint', 'check_resume_shapes',
+           'optimizer_layout', 'scheduler_states']
 
 LOOP_STAGES = ('train', 'val', 'test')
-_HEX32 = re.compile(r'[0-9a-f]{32}')
 
 
 class UnsafeResumeError(ValueError):
@@ -185,7 +140,7 @@ def check_message_hub(hub, step: int) -> None:
                    f'{describe(value)}')
 
 
-# ------------------------------------------------------------ tensors and RNG
+# -------------------------------------------------------------------- tensors
 def _tensor_dict(value, field: str) -> None:
     for key, tensor in check_dict(value, field).items():
         if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
@@ -194,28 +149,6 @@ def _tensor_dict(value, field: str) -> None:
     metadata = getattr(value, '_metadata', None)
     if metadata is not None:
         check_plain(check_dict(metadata, f'{field}._metadata'), f'{field}._metadata')
-
-
-def check_rng_states(states) -> None:
-    """This project's ``torch_rng_state``: per rank, torch's generator states."""
-    field = f'checkpoint[{RNG_KEY!r}]'
-    if not isinstance(states, list):
-        refuse(field, f'must be a list of per-rank generator states, got {describe(states)}')
-    cpu_size = torch.get_rng_state().numel()
-    for rank, state in enumerate(states):
-        where = f'{field}[{rank}]'
-        if set(check_dict(state, where)) - {'cpu', 'cuda'}:
-            refuse(where, f'has keys {sorted(map(str, state))}; it keeps only cpu and cuda')
-        cpu = state.get('cpu')
-        if not (isinstance(cpu, torch.Tensor) and cpu.dtype == torch.uint8
-                and tuple(cpu.shape) == (cpu_size,)):
-            refuse(f"{where}['cpu']", f'must be a torch.uint8 tensor of shape ({cpu_size},), '
-                   f"torch's CPU generator state, got {describe(cpu)}")
-        cuda = state.get('cuda', [])
-        if not (isinstance(cuda, (list, tuple)) and all(
-                isinstance(s, torch.Tensor) and s.dtype == torch.uint8 and s.ndim == 1
-                for s in cuda)):
-            refuse(f"{where}['cuda']", f'must be a list of uint8 vectors, got {describe(cuda)}')
 
 
 # ---------------------------------------------------------------------- entry
@@ -251,10 +184,8 @@ def check_resume_checkpoint(checkpoint, source: str, optimizer: Optional[Dict[st
             check_param_schedulers(checkpoint['param_schedulers'], schedulers)
         if RNG_KEY in checkpoint:
             check_rng_states(checkpoint[RNG_KEY])
-        if RUN_KEY in checkpoint and not (isinstance(checkpoint[RUN_KEY], str)
-                                          and _HEX32.fullmatch(checkpoint[RUN_KEY])):
-            refuse(f'checkpoint[{RUN_KEY!r}]', f'must be 32 hex digits, got '
-                   f'{describe(checkpoint[RUN_KEY])}')
+        if RUN_KEY in checkpoint:
+            check_run_id(checkpoint[RUN_KEY])
     except Refusal as refusal:
         raise UnsafeResumeError(
             f'Refused to resume from {source}: {refusal.field} {refusal.problem}. A checkpoint '
@@ -262,3 +193,25 @@ def check_resume_checkpoint(checkpoint, source: str, optimizer: Optional[Dict[st
             "what mmengine's and this project's checkpoint hooks write. Resume only checkpoints "
             'that your own training saved; to start a new run from its weights alone, use '
             'load_from=CHECKPOINT without --resume (then only its state_dict is read).') from None
+
+
+def check_resume_shapes(ours: dict, theirs: dict, work_dir: str) -> None:
+    """Resuming continues a run: every tensor must keep its shape.
+
+    mmengine loads with ``strict=False``, so a tensor whose shape changed
+    (the config's ``num_classes``, K or ``channels`` edited since) would be
+    skipped with a warning and training would go on from its initialisation.
+
+    Raises:
+        ValueError: naming each tensor whose shape differs.
+    """
+    changed = [f'  {key}: {tuple(theirs[key].shape)} in the checkpoint, '
+               f'{tuple(tensor.shape)} in this model'
+               for key, tensor in ours.items()
+               if key in theirs and getattr(theirs[key], 'shape', tensor.shape) != tensor.shape]
+    if changed:
+        raise ValueError(
+            'Cannot resume: the model is not the one the checkpoint was saved from:\n'
+            + '\n'.join(changed) + '\nResume with the config it was trained with (saved '
+            f'in {work_dir}), or start a new run from its weights with load_from=CHECKPOINT '
+            'and without --resume.')

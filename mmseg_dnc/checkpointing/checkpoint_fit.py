@@ -29,8 +29,8 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmseg_dnc.checkpoint import load_checkpoint_file, state_dict_of
 from mmseg_dnc.models import DNCDecodeHead
+from .loader import load_checkpoint_file, state_dict_of
 
 KEY = 'decode_head.sub_centroids'
 DEFAULT_K = inspect.signature(DNCDecodeHead.__init__).parameters['num_subcentroids'].default
@@ -106,7 +106,7 @@ def check_state_fits(checkpoint, expected: HeadShape, source: str) -> None:
 
     Keys are read as mmengine loads them: DDP's ``module.`` prefix stripped.
     A ``state_dict`` that is not a dict raises
-    :class:`~mmseg_dnc.checkpoint.MalformedCheckpointError`.
+    :class:`~.loader.MalformedCheckpointError`.
     """
     state = state_dict_of(checkpoint, source)
     state = {re.sub(r'^module\.', '', key): value for key, value in state.items()

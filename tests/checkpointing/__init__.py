@@ -1,0 +1,1 @@
+"""The checkpoint-safety tests of mmseg_dnc.checkpointing."""
