@@ -2,11 +2,10 @@
 # Parametric twin (same model, data, seed and schedule, 1x1 conv head):
 #   configs/parametric/fcn_cgnet_camvid.py
 # Only the decode head differs: its type, plus the DNC keys at the paper's settings,
-# with each class's sub-centroids started from its own pixels (k-means++: +2.8 mIoU
-# over random starts in this 600-iteration schedule) and K per class from CamVid
-# train's pixel frequency (+1.2 over K=10 for every class; +0.8 over the twin),
-# 3 seeds each, at this config's 600 iterations (at 1,200, one seed, it was 1.0 below
-# K=10: README, "Ablation"). The list is what
+# with each class's sub-centroids started from its own pixels (k-means++) and K per
+# class from CamVid train's pixel frequency, both chosen in the ablation at this
+# config's 600 iterations (measured: docs/results.md, "Ablation"; the records:
+# bench/results/camvid_ablation.jsonl). The list is what
 #   python tools/k_per_class.py configs/dnc/fcn_cgnet_camvid.py
 # prints (K proportional to the square root of a class's labelled pixels, scaled to a
 # mean of 10, rounded into [2, 20]: 106 sub-centroids in all);

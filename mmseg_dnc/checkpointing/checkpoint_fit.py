@@ -19,9 +19,7 @@ very dict mmengine loads, through :class:`CheckpointFitsHook`.
 import ast
 import inspect
 import logging
-import os.path as osp
 import re
-import zipfile
 from typing import List, Optional, Tuple
 
 from mmengine.hooks import Hook
@@ -30,20 +28,14 @@ from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmseg_dnc.models import DNCDecodeHead
-from .loader import load_checkpoint_file, state_dict_of
+from mmseg_dnc.models.build_checks import per_class_k
+from .loader import load_checkpoint_file, load_lazily, state_dict_of
 
 KEY = 'decode_head.sub_centroids'
 DEFAULT_K = inspect.signature(DNCDecodeHead.__init__).parameters['num_subcentroids'].default
 
 # (classes, K of each class, channels)
 HeadShape = Tuple[int, List[int], int]
-
-
-def per_class_k(num_subcentroids, num_classes: int) -> List[int]:
-    """``num_subcentroids`` (an int or one per class) as one K per class."""
-    if isinstance(num_subcentroids, int):
-        return [num_subcentroids] * num_classes
-    return [int(k) for k in num_subcentroids]
 
 
 def head_shape_of_config(cfg) -> Optional[HeadShape]:
@@ -152,8 +144,7 @@ def check_checkpoint_fits(cfg, checkpoint: str) -> None:
         return
     loader = CheckpointLoader._get_checkpoint_loader(checkpoint)
     if loader is load_checkpoint_file:
-        loaded = load_checkpoint_file(checkpoint, map_location='cpu',
-                                      mmap=zipfile.is_zipfile(osp.expanduser(checkpoint)))
+        loaded = load_lazily(checkpoint)
     else:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     check_state_fits(loaded, expected, checkpoint)

@@ -19,6 +19,7 @@ reads it. Nothing is registered globally in torch.
 import os.path as osp
 import pickle
 import re
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,14 @@ def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False) -
         raise CorruptCheckpointError(_corrupt_message(filename, _cause(error))) from None
     state_dict_of(checkpoint, filename)  # before mmengine reads it (load_from, test, resume)
     return checkpoint
+
+
+def load_lazily(filename: str):
+    """:func:`load_checkpoint_file` on the CPU, memory-mapped when the file is
+    a zip (torch's format since 1.6): a glance at a few keys of a large
+    checkpoint reads only those."""
+    filename = osp.expanduser(filename)
+    return load_checkpoint_file(filename, map_location='cpu', mmap=zipfile.is_zipfile(filename))
 
 
 def state_dict_of(checkpoint, source: str) -> dict:

@@ -13,10 +13,9 @@ it on (:mod:`.resume_checks`).
 import os.path as osp
 import re
 import uuid
-import zipfile
 from typing import Optional
 
-from .loader import load_checkpoint_file
+from .loader import load_lazily
 from .schema import describe, refuse
 
 RUN_KEY = 'mmseg_dnc_run'
@@ -48,8 +47,7 @@ def run_id_of(path: str) -> Optional[str]:
     none or cannot be read (then it is not deleted). The file is mapped, not
     read, where it can be."""
     try:
-        checkpoint = load_checkpoint_file(path, map_location='cpu',
-                                          mmap=zipfile.is_zipfile(path))
+        checkpoint = load_lazily(path)
     except Exception:  # noqa: BLE001  (unreadable: not provably ours, so kept)
         return None
     run_id = checkpoint.get(RUN_KEY) if isinstance(checkpoint, dict) else None

@@ -207,6 +207,13 @@ SETTINGS = dict(
 )
 
 
+def per_class_k(num_subcentroids, num_classes: int) -> List[int]:
+    """``num_subcentroids`` (an int, or one per class) as one K per class."""
+    if is_int(num_subcentroids):
+        return [int(num_subcentroids)] * num_classes
+    return [int(k) for k in num_subcentroids]
+
+
 def check_settings(*, num_subcentroids, **settings) -> List[int]:
     """Validate the DNC keys (by the head's keyword names); returns K per class.
 
@@ -221,7 +228,7 @@ def check_settings(*, num_subcentroids, **settings) -> List[int]:
         _check(num_subcentroids >= 1, 'num_subcentroids', num_subcentroids,
                'K must be >= 1 (the paper uses 10)')
         _check_k_bound(num_subcentroids, num_subcentroids, num_classes)
-        return [int(num_subcentroids)] * num_classes
+        return per_class_k(num_subcentroids, num_classes)
     _check(isinstance(num_subcentroids, (list, tuple)), 'num_subcentroids', num_subcentroids,
            'it must be an int K >= 1 (the paper uses 10) or a list of one int K per class')
     per_class = list(num_subcentroids)
@@ -231,7 +238,7 @@ def check_settings(*, num_subcentroids, **settings) -> List[int]:
     _check(all(is_int(k) and k >= 1 for k in per_class),
            'num_subcentroids', num_subcentroids, 'every K must be an int >= 1')
     _check_k_bound(max(per_class), num_subcentroids, num_classes)
-    return [int(k) for k in per_class]
+    return per_class_k(per_class, num_classes)
 
 
 def _check_k_bound(k_max: int, num_subcentroids, num_classes: int) -> None:
