@@ -30,10 +30,10 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_p
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 
+from mmseg_dnc.utils.dist import unwrap
 from .fileio import AtomicLocalBackend, atomic_write, leftover_parts
 from .resume_checks import check_resume_shapes
 from .resume_guard import is_resuming
@@ -188,7 +188,7 @@ class SafeCheckpointHook(CheckpointHook):
         if not is_resuming():
             return  # load_from: a new run, with its own random streams
         self._run_id = checkpoint.get(RUN_KEY)  # checked by run_files.check_run_id
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap(runner.model)
         check_resume_shapes(model.state_dict(), checkpoint.get('state_dict', {}),
                             runner.work_dir)
         states = checkpoint.get(RNG_KEY)
