@@ -37,7 +37,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT, summary  # noqa: E402  (registers PerClassIoUMetric)
-from mechanisms import REFERENCE, with_reference  # noqa: E402
+from mechanisms import with_reference  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg_dnc.demo import find_camvid  # noqa: E402

@@ -244,8 +244,8 @@ def seed_unseen_classes(state: SubcentroidState, num_subcentroids: Sequence[int]
     seeds, seeded_now = learning.gather_per_class(seeds, ready)
     if not seeded_now.any():
         return own
-    if state.slot_mask is not None:  # unused slots of per-class K stay
-        seeds = torch.where(state.slot_mask[..., None], seeds, state.sub_centroids)
+    # unused slots of per-class K stay as they are
+    seeds = torch.where(state.used_slots[..., None], seeds, state.sub_centroids)
     state.sub_centroids[seeded_now] = seeds[seeded_now].to(state.sub_centroids.dtype)
     state.seeded.bitwise_or_(seeded_now)
     if state.updates is not None:
