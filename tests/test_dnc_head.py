@@ -384,7 +384,8 @@ def test_predict_subcentroids_is_what_forward_classified():
         feats = model.extract_feat(torch.randn(1, 3, 64, 64))
         logits, nearest = head.predict_subcentroids(feats)
         assert torch.equal(logits, head(feats))
-        emb, sub_scores, _ = head.classify(feats)
+        out = head.classify(feats)
+        emb, sub_scores = out.embeddings, out.sub_scores
     best = sub_scores.view(1, C, 10, 8, 8).gather(2, nearest[:, :, None]).squeeze(2)
     assert torch.equal(best, sub_scores.view(1, C, 10, 8, 8).amax(dim=2))
     assert emb.shape == (1, 32, 8, 8) and head._classified is None

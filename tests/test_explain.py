@@ -47,7 +47,8 @@ def brute_force(model, dataset):
         batch = model.data_preprocessor(dict(inputs=[data['inputs']],
                                              data_samples=[data['data_samples']]), False)
         with torch.no_grad():
-            emb, scores, _ = head.classify(model.extract_feat(batch['inputs']))
+            out = head.classify(model.extract_feat(batch['inputs']))
+            emb, scores = out.embeddings, out.sub_scores
             scores = scores[0]
         h, w = data['data_samples'].img_shape
         # the feature cells covering the image, per axis (the input may be unpadded)

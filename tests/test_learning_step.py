@@ -48,15 +48,16 @@ def test_labelled_pixels_by_hand():
     sub_scores = torch.tensor([[[[.9, .1, .2]], [[.3, .4, .5]], [[.0, .6, .7]], [[.8, .2, .1]]]])
     logits = torch.tensor([[[[2., 0., 0.]], [[0., 1., 3.]]]])  # predicts 0, 1, 1
     label = torch.tensor([[[[0, 255, 0]]]])
-    px = labelled_pixels(emb, sub_scores, logits, label, 255, 2, None)
-    assert px.labelled.tolist() == [True, False, True]
+    px = labelled_pixels(emb, sub_scores, logits, label, 255, 2)
+    assert px.index.tolist() == [0, 2]
     assert px.y.tolist() == [0, 0]
     torch.testing.assert_close(px.own, torch.tensor([[.9, .3], [.2, .5]]))
     assert px.correct.tolist() == [True, False]
+    # every pixel's C*K scores, a view that the losses read by px.index
+    assert px.scores.data_ptr() == sub_scores.data_ptr()
+    assert px.scores[2].tolist() == pytest.approx([.2, .5, .7, .1])
     # per-class K: class 0 uses one slot, its second scores -inf
     mask = torch.tensor([[True, False], [True, True]])
-    px = labelled_pixels(emb, sub_scores, logits, label, 255, 2, mask)
-    assert px.scores[:, 1].tolist() == [-math.inf, -math.inf]
     assert own_scores_masked(px.own, px.y, mask)[:, 1].tolist() == [-math.inf, -math.inf]
 
 

@@ -120,7 +120,8 @@ def build_case_base(model, dataloader, top_n: int = 8, progress: bool = True,
     for data in dataloader:
         batch = model.data_preprocessor(data, False)
         # (B, D, h, w) embeddings, (B, C*K, h, w) scores
-        emb, sub_scores, _ = head.classify(model.extract_feat(batch['inputs']))
+        out = head.classify(model.extract_feat(batch['inputs']))
+        emb, sub_scores = out.embeddings, out.sub_scores
         b, _, h, w = emb.shape
         stride = batch['inputs'].shape[-1] / w
         for i, sample in enumerate(batch['data_samples']):

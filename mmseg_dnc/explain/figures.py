@@ -57,7 +57,8 @@ def analyse(model, data: dict) -> dict:
     model.eval()
     batch = model.data_preprocessor(data, False)
     sample = batch['data_samples'][0]
-    _, sub_scores, logits = head.classify(model.extract_feat(batch['inputs']))
+    out = head.classify(model.extract_feat(batch['inputs']))
+    sub_scores, logits = out.sub_scores, out.logits
     cos = dnc_core.class_scores(sub_scores, head.num_classes, head.slot_mask)
     nearest = dnc_core.nearest_subcentroid(sub_scores, head.num_classes, head.slot_mask)
     fh, fw = unpadded_feature_size(sample.img_shape, batch['inputs'].shape[2:],

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..utils.dist import distributed
+from .lean_grad import max_over_k
 
 # plan entries within this relative distance of a row's maximum count as tied
 TIE_TOLERANCE = 1e-5
@@ -85,14 +86,15 @@ def class_scores(sub_scores: Tensor, num_classes: int,
 
     Returns:
         Tensor: (B, C, h, w), stored channels-last like its input: the max
-        runs over the innermost K, with no copy of the (B, C*K, h, w) scores.
+        runs over the innermost K, with no copy of the (B, C*K, h, w) scores;
+        its backward keeps the winners' indices, not the scores (lean_grad).
     """
     b, ck, h, w = sub_scores.shape
     scores = sub_scores.permute(0, 2, 3, 1).reshape(b, h, w, num_classes, ck // num_classes)
     if active is not None:
         # cosines are >= -1, so -2 never wins the max
         scores = scores.masked_fill(~active, -2.0)
-    return scores.amax(dim=-1).permute(0, 3, 1, 2)
+    return max_over_k(scores).permute(0, 3, 1, 2)
 
 
 def nearest_subcentroid(sub_scores: Tensor, num_classes: int,
@@ -236,12 +238,17 @@ def ppc_loss(sub_scores: Tensor, target: Tensor, temperature: float = 0.1) -> Te
     return F.cross_entropy(sub_scores.float() / temperature, target)
 
 
-def ppd_loss(sub_scores: Tensor, target: Tensor) -> Tensor:
+def ppd_loss(sub_scores: Tensor, target: Tensor, rows: Optional[Tensor] = None) -> Tensor:
     """Pixel-prototype distance loss: mean of (1 - cos(x, p_assigned))^2.
 
     Args:
-        sub_scores (Tensor): (M, C*K) similarities.
+        sub_scores (Tensor): (M, C*K) similarities, or (N, C*K) with ``rows``.
         target (Tensor): (M,) index of each pixel's assigned sub-centroid.
+        rows (Tensor, optional): (M,) int64, the pixels' rows of
+            ``sub_scores``; default: one row each, in order.
     """
-    assigned = sub_scores.gather(1, target[:, None]).float()
+    if rows is None:
+        rows = torch.arange(target.numel(), device=target.device)
+    # indexing, not gather: its backward keeps the indices, not sub_scores
+    assigned = sub_scores[rows, target].float()
     return (1.0 - assigned).pow(2).mean()

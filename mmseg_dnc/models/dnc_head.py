@@ -27,10 +27,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
-from . import dnc_core
+from . import dnc_core, lean_grad
 from . import state_transfer
 from .build_checks import (check_out_channels, check_settings, derived_class,
                            resolve_decoder, without_conv_seg)
@@ -45,6 +46,7 @@ class Classified(NamedTuple):
     embeddings: Tensor  # (B, D, h, w) unit embeddings
     sub_scores: Tensor  # (B, C*K, h, w) cosine to every sub-centroid
     logits: Tensor  # (B, C, h, w) class logits
+    sub_centroids: Tensor  # (C, K, D) what was scored against (a copy while training)
 
 
 def dnc_class_for(decoder_cls: type) -> type:
@@ -219,8 +221,13 @@ class DNCDecodeHead(BaseDecodeHead):
             feat = self.dropout(feat)
         if self.projection is not None:
             feat = self.projection(feat)
-        return dnc_core.embed(feat, self.feature_norm.weight, self.feature_norm.bias,
-                              self.feature_norm.eps)
+        args = (feat, self.feature_norm.weight, self.feature_norm.bias, self.feature_norm.eps)
+        if lean_grad.lean(feat):
+            # recomputed in the backward: keeps `feat` (which the 1x1 conv
+            # keeps too), not the normalised map between (issue 23)
+            return checkpoint(dnc_core.embed, *args, use_reentrant=False,
+                              preserve_rng_state=False)
+        return dnc_core.embed(*args)
 
     def logits_from_scores(self, sub_scores: Tensor) -> Tensor:
         """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits,
@@ -260,7 +267,8 @@ class DNCDecodeHead(BaseDecodeHead):
         sub_scores = dnc_core.subcentroid_scores(embeddings, sub_centroids)
         logits = self.logits_from_scores(sub_scores)
         if self._classified is not None:
-            self._classified.append(Classified(embeddings, sub_scores, logits))
+            self._classified.append(Classified(embeddings, sub_scores, logits,
+                                                sub_centroids))
         return logits
 
     @contextmanager
@@ -319,11 +327,12 @@ class DNCDecodeHead(BaseDecodeHead):
             losses = decoder_loss(*args, **kwargs)
         out = self._one_call(calls, 'training step')
         losses.update(self.learn_subcentroids(out.embeddings, out.sub_scores, out.logits,
-                                              seg_label))
+                                              seg_label, out.sub_centroids))
         return losses
 
     def learn_subcentroids(self, embeddings: Tensor, sub_scores: Tensor,
-                           seg_logits: Tensor, seg_label: Tensor) -> Dict[str, Tensor]:
+                           seg_logits: Tensor, seg_label: Tensor,
+                           scored_against: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Assign labelled pixels to sub-centroids, update them (in place),
         and return the PPC and PPD losses (learning_step.py).
 
@@ -333,13 +342,18 @@ class DNCDecodeHead(BaseDecodeHead):
             seg_logits (Tensor): (B, C, h, w) class logits.
             seg_label (Tensor): (B, 1, H, W) ground truth at input size,
                 checked (``check_label_range``).
+            scored_against (Tensor, optional): (C, K, D) the sub-centroids
+                ``sub_scores`` came from (the PPC backward recomputes them);
+                default: the current ones, before this step moves them.
         """
+        if scored_against is None:
+            scored_against = self.sub_centroids.clone()
         pixels = labelled_pixels(embeddings, sub_scores, seg_logits, seg_label,
-                                 self.ignore_index, self.num_classes, self.slot_mask)
+                                 self.ignore_index, self.num_classes)
         assignment = self.assign_and_update(pixels.x, pixels.y, pixels.own, pixels.correct)
         self.last_assignment = assignment
-        return learning_losses(pixels, assignment, self.sub_centroids.shape[1], sub_scores,
-                               self.loss_ppc_weight, self.loss_ppd_weight,
+        return learning_losses(pixels, assignment, sub_scores, embeddings, scored_against,
+                               self.slot_mask, self.loss_ppc_weight, self.loss_ppd_weight,
                                self.ppc_temperature)
 
     def assign_and_update(self, x: Tensor, y: Tensor, own: Tensor, correct: Tensor) -> Tensor:

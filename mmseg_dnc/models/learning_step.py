@@ -25,6 +25,7 @@ from torch import Tensor
 from . import dnc_core
 from . import subcentroid_learning as learning
 from .subcentroid_memory import enqueue_, stored_entries
+from .lean_grad import ppc_cross_entropy
 
 
 class SubcentroidState(NamedTuple):
@@ -66,9 +67,9 @@ class LearningSettings(NamedTuple):
 
 class LabelledPixels(NamedTuple):
     """What a step learns from: the labelled pixels at feature resolution."""
-    labelled: Tensor  # (N,) bool
+    index: Tensor  # (M,) int64, each labelled pixel's place among the N
     y: Tensor  # (M,) classes
-    scores: Tensor  # (M, C*K) sub-centroid scores (with grad), unused slots -inf
+    scores: Tensor  # (N, C*K) sub-centroid scores of every pixel (with grad), a view
     x: Tensor  # (M, D) unit embeddings, detached
     own: Tensor  # (M, K) scores against their own class's sub-centroids, detached
     correct: Tensor  # (M,) bool, pixels the prediction gets right
@@ -104,8 +105,7 @@ def check_label_range(seg_label: Tensor, num_classes: int, ignore_index: int,
 
 
 def labelled_pixels(embeddings: Tensor, sub_scores: Tensor, seg_logits: Tensor,
-                    seg_label: Tensor, ignore_index: int, num_classes: int,
-                    slot_mask: Optional[Tensor]) -> LabelledPixels:
+                    seg_label: Tensor, ignore_index: int, num_classes: int) -> LabelledPixels:
     """The step's pixels: labels resized to (h, w) (nearest), ignored ones out.
 
     Args:
@@ -113,23 +113,21 @@ def labelled_pixels(embeddings: Tensor, sub_scores: Tensor, seg_logits: Tensor,
         sub_scores (Tensor): (B, C*K, h, w) their sub-centroid scores.
         seg_logits (Tensor): (B, C, h, w) class logits.
         seg_label (Tensor): (B, 1, H, W) ground truth, already range-checked.
-        slot_mask (Tensor, optional): (C, K) used slots; None: all.
     """
     b, d, h, w = embeddings.shape
     c = num_classes
     k = sub_scores.shape[1] // c
     labels = F.interpolate(seg_label.float(), size=(h, w), mode='nearest')
     labels = labels.long().view(-1)  # (N,), pixel order b, h, w
-    labelled = labels != ignore_index
-    y = labels[labelled]
-    scores = sub_scores.permute(0, 2, 3, 1).reshape(-1, c * k)[labelled]  # (M, C*K)
-    if slot_mask is not None:
-        scores = scores.masked_fill(~slot_mask.view(1, -1), float('-inf'))
+    index = (labels != ignore_index).nonzero().squeeze(1)
+    y = labels[index]
+    # a view; the losses read the labelled rows of it a chunk at a time
+    scores = sub_scores.permute(0, 2, 3, 1).reshape(-1, c * k)
     with torch.no_grad():
-        x = embeddings.detach().permute(0, 2, 3, 1).reshape(-1, d)[labelled]
-        own = scores.detach().view(-1, c, k)[torch.arange(y.numel()), y]  # (M, K)
-        correct = seg_logits.detach().argmax(dim=1).view(-1)[labelled] == y
-    return LabelledPixels(labelled, y, scores, x, own, correct)
+        x = embeddings.detach().permute(0, 2, 3, 1).reshape(-1, d)[index]
+        own = scores.detach().view(-1, c, k)[index, y]  # (M, K)
+        correct = seg_logits.detach().argmax(dim=1).view(-1)[index] == y
+    return LabelledPixels(index, y, scores, x, own, correct)
 
 
 def register_learning_buffers(module, per_class: Sequence[int], dim: int, seeded: bool,
@@ -287,14 +285,23 @@ def restart_dead(state: SubcentroidState, settings: LearningSettings, x: Tensor,
               'pixels.', logger='current', level=logging.INFO)
 
 
-def learning_losses(pixels: LabelledPixels, assignment: Tensor, k: int, sub_scores: Tensor,
+def learning_losses(pixels: LabelledPixels, assignment: Tensor, sub_scores: Tensor,
+                    embeddings: Tensor, sub_centroids: Tensor, slot_mask: Optional[Tensor],
                     ppc_weight: float, ppd_weight: float, ppc_temperature: float) -> dict:
     """PPC and PPD on the labelled pixels, each sub-centroid target ``y * K +
-    assignment``; zero losses that keep the graph when nothing is labelled."""
+    assignment``; zero losses that keep the graph when nothing is labelled.
+
+    PPC's backward recomputes the labelled pixels' scores from ``embeddings``
+    (B, D, h, w) and ``sub_centroids`` (C, K, D), the ones ``sub_scores``
+    came from, rather than keeping their softmax (lean_grad)."""
     if pixels.y.numel() == 0:
         zero = sub_scores.sum() * 0.0
         return dict(loss_ppc=zero, loss_ppd=zero)
+    c, k, d = sub_centroids.shape
     target = pixels.y * k + assignment
-    return dict(
-        loss_ppc=ppc_weight * dnc_core.ppc_loss(pixels.scores, target, ppc_temperature),
-        loss_ppd=ppd_weight * dnc_core.ppd_loss(pixels.scores, target))
+    ppc = ppc_cross_entropy(
+        pixels.scores, pixels.index, target, ppc_temperature,
+        embeddings.permute(0, 2, 3, 1).reshape(-1, d), sub_centroids.reshape(c * k, d),
+        None if slot_mask is None else slot_mask.reshape(-1))
+    return dict(loss_ppc=ppc_weight * ppc,
+                loss_ppd=ppd_weight * dnc_core.ppd_loss(pixels.scores, target, pixels.index))

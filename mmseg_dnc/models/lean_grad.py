@@ -1,0 +1,170 @@
+"""Memory-lean gradients of the two C*K-wide training operations (issue 23).
+
+Shape legend as in ``dnc_core``: B batch, C classes, K sub-centroids per class,
+D embedding width, h, w feature-map size, M labelled pixels.
+
+The plain autograd of the head's training step keeps two (pixels x C*K) maps
+alive from the forward to the backward, where the 1x1 conv it replaces keeps a
+C-wide one:
+
+- ``amax`` over K saves its whole (B, h, w, C, K) input, to find the winners
+  again in the backward. :class:`MaxOverK` saves which sub-centroid won for
+  each pixel and class instead (uint8 when K <= 255), plus the few rows where
+  several tie for the maximum.
+- PPC's cross-entropy over the C*K scores of the labelled pixels gathers an
+  (M, C*K) copy of them and saves its log-softmax. :class:`PPCCrossEntropy`
+  reads the rows from the scores a chunk at a time, saves only indices, and
+  recomputes the rows in the backward, a chunk at a time, from the
+  embeddings and sub-centroids (which the score convolution keeps for its
+  own backward anyway).
+
+Both give the gradients plain autograd gives: ``MaxOverK`` bit for bit, ties
+split evenly as ``amax`` splits them; ``PPCCrossEntropy`` to float rounding
+(the recomputed scores are a matmul, the forward's a convolution).
+Tests: tests/test_lean_grad.py.
+"""
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# elements of an (rows, C*K) chunk of PPC's scores: 4 MiB of float32
+CHUNK_ELEMENTS = 2**20
+_LEAN = [True]
+
+
+@contextmanager
+def plain_autograd() -> Iterator[None]:
+    """Within the block the head trains with plain autograd (the bench's
+    and the tests' yardstick): same values, the memory of before."""
+    _LEAN.append(False)
+    try:
+        yield
+    finally:
+        _LEAN.pop()
+
+
+def lean(tensor: Tensor) -> bool:
+    """Whether an operation on ``tensor`` takes the lean backward: a
+    gradient is wanted, :func:`plain_autograd` is not in force, and no
+    exporter is tracing (which would record an opaque Function, not the
+    1x1 conv K times wider plus a max)."""
+    return (_LEAN[-1] and torch.is_grad_enabled() and tensor.requires_grad
+            and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export())
+
+
+def index_dtype(k: int) -> torch.dtype:
+    """The smallest integer dtype that holds a sub-centroid index in [0, K)."""
+    return torch.uint8 if k <= 256 else torch.int16
+
+
+class MaxOverK(torch.autograd.Function):
+    """(..., K) scores -> (...,) their maximum, saving the winner's index.
+
+    The gradient equals ``amax``'s: all of it to the winner, or split evenly
+    among the entries tied for the maximum."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor) -> Tensor:
+        # the two best of each row: no (..., K)-wide temporary, and a tie
+        # shows as a second best equal to the best
+        top, index = scores.topk(min(2, scores.shape[-1]), dim=-1)
+        values, index = top[..., 0], index[..., 0]
+        tied = top[..., 0] == top[..., 1] if scores.shape[-1] > 1 else \
+            torch.zeros_like(values, dtype=torch.bool)
+        rows = tied.nonzero(as_tuple=True)
+        ties = scores[rows] == values[rows].unsqueeze(-1)  # (tied rows, K)
+        ctx.shape = scores.shape
+        ctx.tied_rows = rows
+        ctx.save_for_backward(index.to(index_dtype(scores.shape[-1])), ties, ties.sum(dim=-1))
+        return values
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        index, tie_mask, tie_count = ctx.saved_tensors
+        grad_in = grad.new_zeros(ctx.shape)
+        grad_in.scatter_(-1, index.long().unsqueeze(-1), grad.unsqueeze(-1))
+        if tie_count.numel():
+            share = grad[ctx.tied_rows] / tie_count.to(grad.dtype)
+            grad_in[ctx.tied_rows] = share.unsqueeze(-1) * tie_mask.to(grad.dtype)
+        return grad_in
+
+
+def max_over_k(scores: Tensor) -> Tensor:
+    """``scores.amax(dim=-1)``, keeping an index rather than ``scores`` for
+    the backward when a gradient is needed."""
+    if lean(scores):
+        return MaxOverK.apply(scores)
+    return scores.amax(dim=-1)
+
+
+def _rows(scores: Tensor, index: Tensor, slot_mask: Optional[Tensor]) -> Tensor:
+    rows = scores[index]
+    return rows if slot_mask is None else rows.masked_fill(~slot_mask, float('-inf'))
+
+
+def _chunks(m: int, width: int):
+    step = max(1, CHUNK_ELEMENTS // width)
+    return (slice(start, start + step) for start in range(0, m, step))
+
+
+class PPCCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``scores[index] / temperature`` against
+    ``target``, a chunk of rows at a time; the backward recomputes the rows
+    as ``embeddings[index] @ weights.T`` rather than keeping their softmax."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, index: Tensor, target: Tensor, temperature: float,
+                embeddings: Tensor, weights: Tensor, slot_mask: Optional[Tensor]) -> Tensor:
+        total = scores.new_zeros((), dtype=torch.float32)
+        with torch.autocast(device_type=scores.device.type, enabled=False):
+            for part in _chunks(index.numel(), scores.shape[1]):
+                rows = _rows(scores, index[part], slot_mask).float() / temperature
+                picked = rows.gather(1, target[part, None]).squeeze(1)
+                total += (torch.logsumexp(rows, dim=1) - picked).sum()
+        ctx.temperature = temperature
+        ctx.scores_shape, ctx.scores_dtype = scores.shape, scores.dtype
+        ctx.save_for_backward(index, target, embeddings, weights, slot_mask)
+        return total / index.numel()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        index, target, embeddings, weights, slot_mask = ctx.saved_tensors
+        dtype = ctx.scores_dtype
+        grad_scores = torch.zeros(ctx.scores_shape, dtype=dtype, device=grad.device)
+        scale = grad.float() / (index.numel() * ctx.temperature)
+        weights_t = weights.to(dtype).t()
+        with torch.autocast(device_type=grad.device.type, enabled=False):
+            for part in _chunks(index.numel(), weights.shape[0]):
+                pixels = index[part]
+                rows = embeddings[pixels].to(dtype) @ weights_t
+                if slot_mask is not None:
+                    rows = rows.masked_fill(~slot_mask, float('-inf'))
+                probs = torch.softmax(rows.float() / ctx.temperature, dim=1)
+                probs[torch.arange(pixels.numel(), device=probs.device), target[part]] -= 1.0
+                grad_scores[pixels] = (probs * scale).to(dtype)
+        return grad_scores, None, None, None, None, None, None
+
+
+def ppc_cross_entropy(scores: Tensor, index: Tensor, target: Tensor, temperature: float,
+                      embeddings: Tensor, weights: Tensor,
+                      slot_mask: Optional[Tensor] = None) -> Tensor:
+    """PPC's cross-entropy over the labelled pixels' C*K scores,
+    ``dnc_core.ppc_loss(scores[index], target, temperature)`` (unused slots
+    at -inf), with neither the (M, C*K) rows nor their softmax kept.
+
+    Args:
+        scores (Tensor): (N, C*K) scores of all pixels.
+        index (Tensor): (M,) int64, the labelled pixels (distinct).
+        target (Tensor): (M,) their sub-centroid targets.
+        embeddings (Tensor): (N, D) unit embeddings, the scores' source.
+        weights (Tensor): (C*K, D) the sub-centroids the scores used.
+        slot_mask (Tensor, optional): (C*K,) bool, the used slots.
+    """
+    if lean(scores):
+        return PPCCrossEntropy.apply(scores, index, target, temperature, embeddings.detach(),
+                                     weights.detach(), slot_mask)
+    with torch.autocast(device_type=scores.device.type, enabled=False):
+        return F.cross_entropy(_rows(scores, index, slot_mask).float() / temperature, target)
