@@ -25,6 +25,7 @@ import json
 import os
 import os.path as osp
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -72,6 +73,12 @@ VARIANTS: Dict[str, tuple] = {
     'Gumbel-sampled update': ('dnc', spelled(**KMEANS, update_assignment='gumbel_sample')),
     'K=1 (class mean)': ('dnc', spelled(**KMEANS, num_subcentroids=1)),
     'PPC on raw cosines': ('dnc', spelled(**KMEANS, ppc_temperature=1.0)),
+    # the shared suspects (issue 20): the LayerNorm over class scores caps a
+    # confident logit at ~sqrt(C-1); momentum 0.999 keeps 30% of an untrained
+    # network's k-means++ seeds after 1,200 updates
+    'scores / 0.1, no LayerNorm': ('dnc', spelled(**KMEANS, score_norm='temperature',
+                                                  score_temperature=0.1)),
+    'momentum 0.99': ('dnc', spelled(**KMEANS, momentum=0.99)),
 }
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 
@@ -247,7 +254,7 @@ def main():
                     continue
                 print(f'running: {name}, seed {seed}, {args.schedule}, {args.split}',
                       flush=True)
-                tag = f'{name.replace(" ", "_")}_{args.schedule}_{args.split.replace(" ", "_")}'
+                tag = re.sub(r'[^\w.+-]+', '_', f'{name}_{args.schedule}_{args.split}')
                 result = train_and_score(name, seed, args.schedule, args.split, data_root,
                                          osp.join(args.work_dir, f'{tag}_s{seed}'))
                 os.makedirs(osp.dirname(RESULTS), exist_ok=True)
