@@ -5,11 +5,19 @@ a per-class loop. Prints tables (markdown) and writes JSON.
      (150 classes) and Cityscapes (19) sizes, K=10, 512 channels, feature
      batches 2x64x64 and 8x64x64: training step and inference, DNC / 1x1 conv,
      peak memory;
-  b. whole model, DeepLabV3 and FCN (ResNet-18-D8, 150 classes, 512 channels,
-     2x256x256 images on CPU, 4x512x512 on GPU): training iteration and
-     inference, DNC / parametric twin, both models in one process, their steps
-     timed in alternation (twin, DNC, twin, ...): the median of the paired
-     ratios with its range, and peak memory from allocator counts;
+  b. whole model, DNC / parametric twin, both models in one process, their
+     steps timed in alternation (twin, DNC, twin, ...): the median of the
+     paired ratios with its range, and peak training memory from allocator
+     counts, DNC's also with plain autograd (``lean_grad.plain_autograd``):
+     - the main job's model (EfficientNet-Lite0 ImageNet + SegFormer head,
+       CamVid, 11 classes): training step on its 4 crops of 240x320,
+       inference per image at CamVid's full 360x480, in PyTorch and through
+       ONNX Runtime (each head's model exported, the DNC graph is the 1x1
+       conv K times wider plus a max);
+     - DeepLabV3 and FCN (ResNet-18-D8, 150 classes, 512 channels, 2x256x256
+       images on CPU, 4x512x512 on GPU);
+     - DeepLabV3 ResNet-101-D8 (150 classes, 2x512x512): peak training
+       memory of one step only (a CPU's minutes per step);
   c. assignment (Sinkhorn + momentum update) of the head, batched over all
      classes, against the per-class Python loop of the public predecessors
      (kept here as the yardstick), at 19 and 150 classes, every class present:
@@ -26,6 +34,7 @@ torch.profiler's memory events (deterministic, unlike the process's resident
 memory). Every case runs in a fresh process.
 
     python bench/dnc_cost.py [--quick] [--out FILE.json] [--sections a b c d]
+                             [--models camvid deeplabv3-r18 fcn-r18 deeplabv3-r101]
 """
 import argparse
 import json
@@ -111,10 +120,23 @@ def _peak_mib(step, device) -> float:
 def _measure_pair(case: dict, device) -> dict:
     """The twin and DNC in one process, timed in alternation: the machine's
     drifts (other load, frequency) fall on both alike."""
-    steps = {dnc: build_model_case(dict(case, dnc=dnc), device) for dnc in (False, True)}
+    from mmseg_dnc.models.lean_grad import plain_autograd
+    if case['mode'] == 'onnx':
+        steps = {dnc: onnx_step(build_model_case(dict(case, dnc=dnc, mode='infer'), device))
+                 for dnc in (False, True)}
+    else:
+        steps = {dnc: build_model_case(dict(case, dnc=dnc), device) for dnc in (False, True)}
     for step in steps.values():
         step()  # lazy allocations settle
-    peaks = {dnc: _peak_mib(step, device) for dnc, step in steps.items()}
+    result = {}
+    if case['mode'] == 'train':
+        result.update(twin_peak_mib=_peak_mib(steps[False], device),
+                      dnc_peak_mib=_peak_mib(steps[True], device))
+        with plain_autograd():
+            steps[True]()
+            result['dnc_plain_peak_mib'] = _peak_mib(steps[True], device)
+    if not case['repeats']:
+        return result
     for _ in range(2):
         for step in steps.values():
             step()
@@ -123,9 +145,9 @@ def _measure_pair(case: dict, device) -> dict:
         for dnc, step in steps.items():
             times[dnc].append(_one_ms(step))
     ratios = sorted(d / t for t, d in zip(times[False], times[True]))
-    return dict(twin_ms=statistics.median(times[False]), dnc_ms=statistics.median(times[True]),
-                ratio=statistics.median(ratios), ratio_min=ratios[0], ratio_max=ratios[-1],
-                twin_peak_mib=peaks[False], dnc_peak_mib=peaks[True])
+    result.update(twin_ms=statistics.median(times[False]), dnc_ms=statistics.median(times[True]),
+                  ratio=statistics.median(ratios), ratio_min=ratios[0], ratio_max=ratios[-1])
+    return result
 
 
 def measure(case: dict) -> dict:
@@ -181,33 +203,80 @@ def build_head_case(case, device):
     return infer
 
 
-def build_model_case(case, device):
+# section b's models: --models name -> (table name, what to build)
+MODELS_B = {
+    'camvid': ('EfficientNet-Lite0 + SegFormer head, CamVid (the main job)', 'camvid'),
+    'deeplabv3-r18': ('DeepLabV3 R18-D8, 150 classes', ('ASPPHead', 18)),
+    'fcn-r18': ('FCN R18-D8, 150 classes', ('FCNHead', 18)),
+    'deeplabv3-r101': ('DeepLabV3 R101-D8, 150 classes', ('ASPPHead', 101)),
+}
+CAMVID_CONFIG = 'configs/{}/segformer_efficientnet-lite0_camvid.py'
+
+
+def _model_cfg(case):
+    """The twin's or DNC's model config for ``case['model']``."""
+    from mmengine.config import Config
     from mmengine.hub import get_config
-    from mmengine.optim import OptimWrapper
-    from mmseg.registry import MODELS
     from mmseg_dnc.utils import replace_sync_bn
+    spec = MODELS_B[case['model']][1]
+    if spec == 'camvid':  # the main job's configs, pretrained weights included
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        cfg = Config.fromfile(os.path.join(
+            root, CAMVID_CONFIG.format('dnc' if case['dnc'] else 'parametric')))
+        return cfg.model, cfg.model.decode_head.num_classes
+    decoder, depth = spec
     base = {'ASPPHead': 'mmseg::_base_/models/deeplabv3_r50-d8.py',
-            'FCNHead': 'mmseg::_base_/models/fcn_r50-d8.py'}[case['decoder']]
+            'FCNHead': 'mmseg::_base_/models/fcn_r50-d8.py'}[decoder]
     model_cfg = replace_sync_bn(get_config(base).model)
     model_cfg.pretrained = None
-    model_cfg.backbone.depth = 18
-    model_cfg.decode_head.update(in_channels=512, channels=512, num_classes=150)
-    model_cfg.auxiliary_head.update(in_channels=256, channels=256, num_classes=150)
-    model_cfg.data_preprocessor.size = (case['size'], case['size'])
+    model_cfg.backbone.depth = depth
+    if depth == 18:
+        model_cfg.decode_head.update(in_channels=512, channels=512)
+        model_cfg.auxiliary_head.update(in_channels=256, channels=256)
+    model_cfg.decode_head.num_classes = model_cfg.auxiliary_head.num_classes = 150
     if case['dnc']:
-        model_cfg.decode_head.update(type='DNCDecodeHead', decoder=case['decoder'])
+        model_cfg.decode_head.update(type='DNCDecodeHead', decoder=decoder)
+    return model_cfg, 150
+
+
+def build_model_case(case, device):
+    from mmengine.optim import OptimWrapper
+    from mmseg.registry import MODELS
+    model_cfg, classes = _model_cfg(case)
+    b, (h, w) = case['batch'], case['size']
+    model_cfg.data_preprocessor.size = (h, w)
     model = MODELS.build(model_cfg).to(device)
     model.init_weights()
-    b, s = case['batch'], case['size']
     gen = torch.Generator().manual_seed(0)
-    data = dict(inputs=[torch.randint(0, 256, (3, s, s), generator=gen, dtype=torch.uint8)
-                        for _ in range(b)], data_samples=_samples(b, s, s, 150, 'cpu'))
+    data = dict(inputs=[torch.randint(0, 256, (3, h, w), generator=gen, dtype=torch.uint8)
+                        for _ in range(b)], data_samples=_samples(b, h, w, classes, 'cpu'))
     if case['mode'] == 'train':
         model.train()
         optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))
         return lambda: model.train_step(data, optim)
     model.eval()
-    return lambda: model.test_step(data)
+    step = lambda: model.test_step(data)  # noqa: E731
+    step.model, step.size = model, (b, 3, h, w)
+    return step
+
+
+def onnx_step(step):
+    """The model of an inference ``step`` exported to ONNX (TorchScript
+    exporter, opset 17, its logits) and run by ONNX Runtime on the CPU."""
+    import io
+
+    import onnxruntime as ort
+    x = torch.randn(step.size, generator=torch.Generator().manual_seed(0))
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(step.model, (x,), buffer, dynamo=False, opset_version=17,
+                          input_names=['inputs'], output_names=['logits'])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(buffer.getvalue(), options,
+                                   providers=['CPUExecutionProvider'])
+    feed = {'inputs': x.numpy()}
+    return lambda: session.run(None, feed)
 
 
 def build_assign_case(case, device):
@@ -301,10 +370,24 @@ def table(title, header, rows):
     print('\n'.join(lines), flush=True)
 
 
+def _images(spec) -> str:
+    return '' if spec is None else '{}x{}x{}'.format(spec[0], *spec[1])
+
+
+def _timing(cell) -> list:
+    """Twin ms, DNC ms and their paired ratio with its range; blanks if untimed."""
+    if cell is None or 'ratio' not in cell:
+        return ['', '', '']
+    return [f"{cell['twin_ms']:.0f}", f"{cell['dnc_ms']:.0f}",
+            f"{cell['ratio']:.3f}x ({cell['ratio_min']:.2f}-{cell['ratio_max']:.2f})"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument('--quick', action='store_true', help='fewer repeats and sizes')
+    parser.add_argument('--models', nargs='+', choices=list(MODELS_B), default=list(MODELS_B),
+                        help="section b's models")
     parser.add_argument('--out', default='work_dirs/bench_dnc_cost.json')
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
@@ -340,27 +423,37 @@ def main():
 
     if 'b' in args.sections:
         rows, out = [], []
-        batch, size = (4, 512) if gpu else (2, 256)
         pairs = 5 if args.quick else 15
-        for decoder, model_name in (('ASPPHead', 'DeepLabV3'), ('FCNHead', 'FCN')):
-            cells = {mode: measure(dict(kind='pair', decoder=decoder, mode=mode, batch=batch,
-                                        size=size, repeats=pairs))
-                     for mode in ('train', 'infer')}
-            out.append(dict(model=model_name, pairs=pairs, **cells))
-            t, i = cells['train'], cells['infer']
-            rows.append((f'{model_name} R18-D8', f'{batch}x{size}x{size}',
-                         f"{t['twin_ms']:.0f}", f"{t['dnc_ms']:.0f}",
-                         f"{t['ratio']:.3f}x ({t['ratio_min']:.2f}-{t['ratio_max']:.2f})",
-                         f"{i['twin_ms']:.0f}", f"{i['dnc_ms']:.0f}",
-                         f"{i['ratio']:.3f}x ({i['ratio_min']:.2f}-{i['ratio_max']:.2f})",
-                         f"{t['twin_peak_mib']:.0f}", f"{t['dnc_peak_mib']:.0f}",
-                         f"{t['dnc_peak_mib'] / max(t['twin_peak_mib'], 1e-9):.3f}x"))
+        r18 = ((4, (512, 512)),) * 2 if gpu else ((2, (256, 256)),) * 2
+        # model -> (train batch and size, inference batch and size)
+        plan = {'camvid': ((4, (240, 320)), (1, (360, 480))), 'deeplabv3-r18': r18,
+                'fcn-r18': r18, 'deeplabv3-r101': ((2, (512, 512)), None)}
+        for model_name in args.models:
+            train, infer = plan[model_name]
+            timed = infer is not None
+            cells = {'train': measure(dict(kind='pair', model=model_name, mode='train',
+                                           batch=train[0], size=train[1],
+                                           repeats=pairs if timed else 0))}
+            if timed:
+                for mode in ('infer', 'onnx'):
+                    cells[mode] = measure(dict(kind='pair', model=model_name, mode=mode,
+                                               batch=infer[0], size=infer[1], repeats=pairs))
+            out.append(dict(model=model_name, pairs=pairs, train_images=train,
+                            infer_images=infer, **cells))
+            t = cells['train']
+            row = [MODELS_B[model_name][0], _images(train), *_timing(cells.get('train')), _images(infer),
+                   *_timing(cells.get('infer')), _timing(cells.get('onnx'))[-1],
+                   f"{t['twin_peak_mib']:.0f}", f"{t['dnc_peak_mib']:.0f}",
+                   f"{t['dnc_peak_mib'] / t['twin_peak_mib']:.3f}x",
+                   f"{t['dnc_plain_peak_mib'] / t['twin_peak_mib']:.3f}x"]
+            rows.append(row)
         results['b_model'] = out
-        table(f'b. Whole model, 150 classes, 512 channels (DNC / parametric twin, median of '
-              f'{pairs} paired steps, range in brackets)',
-              ['model', 'images', 'train twin (ms)', 'train DNC (ms)', 'ratio', 'infer twin (ms)',
-               'infer DNC (ms)', 'ratio', 'train peak twin (MiB)', 'train peak DNC (MiB)',
-               'peak ratio'], rows)
+        table(f'b. Whole model (DNC / parametric twin, median of {pairs} paired steps, range in '
+              'brackets; peak training memory from allocator counts)',
+              ['model', 'train images', 'train twin (ms)', 'train DNC (ms)', 'ratio',
+               'inference images', 'infer twin (ms)', 'infer DNC (ms)', 'ratio',
+               'ONNX Runtime ratio', 'train peak twin (MiB)', 'train peak DNC (MiB)',
+               'peak ratio', 'peak ratio, plain autograd'], rows)
 
     if 'c' in args.sections:
         rows, out = [], []

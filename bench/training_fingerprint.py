@@ -6,9 +6,15 @@ settings (every learning mechanism on in some), on one thread, and prints the
 SHA-1 of each final state dict. Run it before and after a change that must
 not change training (a refactor): the lines must be equal.
 
-    OMP_NUM_THREADS=1 python bench/training_fingerprint.py [--work-dir DIR]
+    OMP_NUM_THREADS=1 python bench/training_fingerprint.py [--work-dir DIR] [--plain-autograd]
+
+``--plain-autograd`` trains with the head's plain autograd instead of its
+memory-lean backward (models/lean_grad.py), whose PPC gradient differs from
+plain autograd's at float rounding: the plain fingerprints are those of the
+code before the lean backward (80759b9 to 8ca66f5).
 """
 import argparse
+import contextlib
 import hashlib
 import os.path as osp
 
@@ -17,6 +23,7 @@ from mmengine.runner import Runner
 
 import mmseg_dnc  # noqa: F401
 from mmseg_dnc.engine import prepare_config
+from mmseg_dnc.models.lean_grad import plain_autograd
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 K_PER_CLASS = [3, 5, 2, 5, 4, 3, 2, 2, 4, 2, 2]
@@ -50,9 +57,12 @@ def fingerprint(keys: dict, work_dir: str, iters: int = 5) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/fingerprint')
+    parser.add_argument('--plain-autograd', action='store_true',
+                        help="the head's plain autograd, not its lean backward")
     args = parser.parse_args()
-    rows = [(name, fingerprint(keys, osp.join(args.work_dir, name)))
-            for name, keys in SETTINGS.items()]
+    with plain_autograd() if args.plain_autograd else contextlib.nullcontext():
+        rows = [(name, fingerprint(keys, osp.join(args.work_dir, name)))
+                for name, keys in SETTINGS.items()]
     print(f'\n{torch.get_num_threads()} threads, torch {torch.__version__}')
     print('| head setting | SHA-1 of the state dict after 5 steps |\n|---|---|')
     for name, digest in rows:
