@@ -24,7 +24,17 @@ TIED = torch.tensor([[[1., 3., 3., 0.], [0., 5., 1., 2.], [2., 2., 2., 2.]],
 
 def test_max_over_k_by_hand():
     x = torch.tensor([[1., 3., 3., 0.], [0., 5., 1., 2.], [2., 2., 2., 2.]], requires_grad=True)
-    lean_grad.MaxOverK.apply(x).sum().backward()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        values = lean_grad.MaxOverK.apply(x)
+    assert values.tolist() == [3., 5., 2.]
+    # kept: the winners as uint8 (any of a tied row's), and the two tied
+    # rows' masks and counts
+    index, ties, counts = saved
+    assert index.dtype == torch.uint8 and index[1] == 1 and index[0] in (1, 2)
+    assert ties.tolist() == [[False, True, True, False], [True] * 4]
+    assert counts.tolist() == [2, 4]
+    values.sum().backward()
     # all of it to the winner; a tie split evenly, as amax splits it
     assert x.grad.tolist() == [[0., .5, .5, 0.], [0., 1., 0., 0.], [.25, .25, .25, .25]]
 

@@ -24,8 +24,8 @@ from torch import Tensor
 
 from . import dnc_core
 from . import subcentroid_learning as learning
-from .subcentroid_memory import enqueue_, stored_entries
 from .lean_grad import ppc_cross_entropy
+from .subcentroid_memory import enqueue_, stored_entries
 
 
 class SubcentroidState(NamedTuple):
