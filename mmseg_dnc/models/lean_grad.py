@@ -68,17 +68,17 @@ class MaxOverK(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, scores: Tensor) -> Tensor:
-        # the two best of each row: no (..., K)-wide temporary, and a tie
-        # shows as a second best equal to the best
-        top, index = scores.topk(min(2, scores.shape[-1]), dim=-1)
-        values, index = top[..., 0], index[..., 0]
-        tied = top[..., 0] == top[..., 1] if scores.shape[-1] > 1 else \
-            torch.zeros_like(values, dtype=torch.bool)
-        rows = tied.nonzero(as_tuple=True)
-        ties = scores[rows] == values[rows].unsqueeze(-1)  # (tied rows, K)
+        k = scores.shape[-1]
+        values, index = scores.max(dim=-1)
+        # a one-byte (..., K) temporary, counted without a wider copy
+        winners = scores == values.unsqueeze(-1)
+        count = winners.view(torch.uint8).sum(dim=-1, dtype=index_dtype(k + 1))
+        rows = (count > 1).nonzero(as_tuple=True)
+        ties = winners[rows]  # (tied rows, K)
+        del winners
         ctx.shape = scores.shape
         ctx.tied_rows = rows
-        ctx.save_for_backward(index.to(index_dtype(scores.shape[-1])), ties, ties.sum(dim=-1))
+        ctx.save_for_backward(index.to(index_dtype(k)), ties, count[rows])
         return values
 
     @staticmethod

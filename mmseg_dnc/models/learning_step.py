@@ -126,7 +126,9 @@ def labelled_pixels(embeddings: Tensor, sub_scores: Tensor, seg_logits: Tensor,
     with torch.no_grad():
         x = embeddings.detach().permute(0, 2, 3, 1).reshape(-1, d)[index]
         own = scores.detach().view(-1, c, k)[index, y]  # (M, K)
-        correct = seg_logits.detach().argmax(dim=1).view(-1)[index] == y
+        # the labelled rows first: an argmax over C in place is a strided,
+        # slow reduction
+        correct = seg_logits.detach().permute(0, 2, 3, 1).reshape(-1, c)[index].argmax(1) == y
     return LabelledPixels(index, y, scores, x, own, correct)
 
 
@@ -178,7 +180,9 @@ def assign_and_update(state: SubcentroidState, settings: LearningSettings, x: Te
     c = state.sub_centroids.shape[0]
     # decided across ranks: a rank that skipped would leave the others
     # waiting in the update's all-reduce
-    non_finite = dnc_core.all_reduce_((~torch.isfinite(x)).any().float())
+    # x are unit rows: their sum is finite exactly when every entry is (and
+    # one sum is cheaper than an (M, D) isfinite)
+    non_finite = dnc_core.all_reduce_((~torch.isfinite(x.sum())).float())
     if non_finite.item() > 0:
         print_log('DNCDecodeHead: non-finite decoder features in this batch; '
                   'sub-centroids not updated this step.', logger='current',
