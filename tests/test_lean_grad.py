@@ -67,7 +67,7 @@ def test_class_scores_under_autocast_match_plain_autograd():
     assert torch.equal(values, plain_values) and torch.equal(grad, plain)
 
 
-def ppc_case(dtype_scores=None, mask=None):
+def ppc_case(mask=None):
     gen = torch.Generator().manual_seed(2)
     n, d, c, k = 40, 6, 3, 4
     emb = F.normalize(torch.randn(n, d, generator=gen), dim=1)
