@@ -100,8 +100,8 @@ def max_over_k(scores: Tensor) -> Tensor:
     return scores.amax(dim=-1)
 
 
-def _rows(scores: Tensor, index: Tensor, slot_mask: Optional[Tensor]) -> Tensor:
-    rows = scores[index]
+def _masked(rows: Tensor, slot_mask: Optional[Tensor]) -> Tensor:
+    """(rows, C*K) scores with the unused slots at -inf."""
     return rows if slot_mask is None else rows.masked_fill(~slot_mask, float('-inf'))
 
 
@@ -121,7 +121,7 @@ class PPCCrossEntropy(torch.autograd.Function):
         total = scores.new_zeros((), dtype=torch.float32)
         with torch.autocast(device_type=scores.device.type, enabled=False):
             for part in _chunks(index.numel(), scores.shape[1]):
-                rows = _rows(scores, index[part], slot_mask).float() / temperature
+                rows = _masked(scores[index[part]], slot_mask).float() / temperature
                 picked = rows.gather(1, target[part, None]).squeeze(1)
                 total += (torch.logsumexp(rows, dim=1) - picked).sum()
         ctx.temperature = temperature
@@ -139,9 +139,7 @@ class PPCCrossEntropy(torch.autograd.Function):
         with torch.autocast(device_type=grad.device.type, enabled=False):
             for part in _chunks(index.numel(), weights.shape[0]):
                 pixels = index[part]
-                rows = embeddings[pixels].to(dtype) @ weights_t
-                if slot_mask is not None:
-                    rows = rows.masked_fill(~slot_mask, float('-inf'))
+                rows = _masked(embeddings[pixels].to(dtype) @ weights_t, slot_mask)
                 probs = torch.softmax(rows.float() / ctx.temperature, dim=1)
                 probs[torch.arange(pixels.numel(), device=probs.device), target[part]] -= 1.0
                 grad_scores[pixels] = (probs * scale).to(dtype)
@@ -167,4 +165,4 @@ def ppc_cross_entropy(scores: Tensor, index: Tensor, target: Tensor, temperature
         return PPCCrossEntropy.apply(scores, index, target, temperature, embeddings.detach(),
                                      weights.detach(), slot_mask)
     with torch.autocast(device_type=scores.device.type, enabled=False):
-        return F.cross_entropy(_rows(scores, index, slot_mask).float() / temperature, target)
+        return F.cross_entropy(_masked(scores[index], slot_mask).float() / temperature, target)
