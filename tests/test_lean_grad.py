@@ -117,24 +117,55 @@ def test_ppc_cross_entropy_under_bfloat16_autocast():
     torch.testing.assert_close(grad, plain, rtol=0.02, atol=2e-3)
 
 
-def saved_sizes(head, feats, samples):
+def test_contiguous_grad_hands_on_the_same_values_contiguous():
+    weight = torch.randn(2, 4, 5, 3)
+
+    def grad_reaching(features, through=lambda t: t):
+        # the gradient as the decoder's last op sees it (a leaf's .grad would
+        # be restrided to the leaf's layout by autograd)
+        seen = []
+        x = features.clone()
+        x.register_hook(seen.append)
+        # like the embedding: a permute to (B, h, w, D)
+        (through(x).permute(0, 2, 3, 1) * weight).sum().backward()
+        return seen[0]
+    features = torch.randn(2, 3, 4, 5, requires_grad=True)
+    plain = grad_reaching(features)
+    assert not plain.is_contiguous()  # channels-last: what the decoder would get
+    lean = grad_reaching(features, lean_grad.contiguous_grad)
+    assert lean.is_contiguous()
+    assert torch.equal(lean, plain)
+    # the forward is the identity (no copy); outside the lean path, the tensor itself
+    assert lean_grad.contiguous_grad(features).data_ptr() == features.data_ptr()
+    with lean_grad.plain_autograd():
+        assert lean_grad.contiguous_grad(features) is features
+
+
+def saved_sizes(head, feats, samples, grads_seen=None):
     sizes = []
 
     def pack(t):
         sizes.append(t.numel())
         return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        losses = head.loss([feats], samples, None)
+        inputs = feats.clone()  # not a leaf: its gradient keeps the layout it arrives in
+        if grads_seen is not None:
+            inputs.register_hook(grads_seen.append)
+        losses = head.loss([inputs], samples, None)
     return sizes, losses
 
 
 def test_head_keeps_no_ck_wide_map_and_learns_the_same(dnc_head_case):
     head, feats, samples, pixels, ck = dnc_head_case
     state = head.sub_centroids.clone()
-    sizes, losses = saved_sizes(head, feats, samples)
+    seen = []
+    sizes, losses = saved_sizes(head, feats, samples, seen)
     sum(v for n, v in losses.items() if n.startswith('loss')).backward()
     lean_grad_feats = feats.grad.clone()
     assert max(sizes) < pixels * ck  # nothing as wide as the C*K scores
+    # the decoder's features get a gradient in their own layout (the
+    # channels-last embedding would otherwise hand back a channels-last one)
+    assert seen[0].is_contiguous()
     # the same step with plain autograd keeps them (the test can fail), and
     # gives the same gradient
     feats.grad = None

@@ -221,13 +221,13 @@ class DNCDecodeHead(BaseDecodeHead):
             feat = self.dropout(feat)
         if self.projection is not None:
             feat = self.projection(feat)
-        args = (feat, self.feature_norm.weight, self.feature_norm.bias, self.feature_norm.eps)
+        norm = (self.feature_norm.weight, self.feature_norm.bias, self.feature_norm.eps)
         if lean_grad.lean(feat):
             # recomputed in the backward: keeps `feat` (which the 1x1 conv
             # keeps too), not the normalised map between (issue 23)
-            return checkpoint(dnc_core.embed, *args, use_reentrant=False,
-                              preserve_rng_state=False)
-        return dnc_core.embed(*args)
+            return checkpoint(dnc_core.embed, lean_grad.contiguous_grad(feat), *norm,
+                              use_reentrant=False, preserve_rng_state=False)
+        return dnc_core.embed(feat, *norm)
 
     def logits_from_scores(self, sub_scores: Tensor) -> Tensor:
         """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits,

@@ -100,6 +100,31 @@ def max_over_k(scores: Tensor) -> Tensor:
     return scores.amax(dim=-1)
 
 
+class ContiguousGrad(torch.autograd.Function):
+    """The identity, whose backward hands on a contiguous gradient.
+
+    The embedding runs channels-last (LayerNorm over D), so the gradient it
+    sends back to the decoder's (contiguous) features is channels-last; the
+    decoder's ReLU and dropout backward then mix layouts and take a slow
+    path (5x slower for the CamVid model's (4, 128, 60, 80) features). One
+    copy here is cheaper."""
+
+    @staticmethod
+    def forward(ctx, features: Tensor) -> Tensor:
+        return features.view_as(features)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
+def contiguous_grad(features: Tensor) -> Tensor:
+    """``features``, with a contiguous gradient in the backward (lean path only)."""
+    if lean(features) and features.is_contiguous():
+        return ContiguousGrad.apply(features)
+    return features
+
+
 def _masked(rows: Tensor, slot_mask: Optional[Tensor]) -> Tensor:
     """(rows, C*K) scores with the unused slots at -inf."""
     return rows if slot_mask is None else rows.masked_fill(~slot_mask, float('-inf'))
