@@ -141,9 +141,11 @@ def _measure_pair(case: dict, device) -> dict:
         for step in steps.values():
             step()
     times = {False: [], True: []}
-    for _ in range(case['repeats']):
-        for dnc, step in steps.items():
-            times[dnc].append(_one_ms(step))
+    for i in range(case['repeats']):
+        # in turn first and second (twin-DNC, DNC-twin, ...): neither always
+        # runs in the state the other leaves behind
+        for dnc in ((False, True), (True, False))[i % 2]:
+            times[dnc].append(_one_ms(steps[dnc]))
     ratios = sorted(d / t for t, d in zip(times[False], times[True]))
     result.update(twin_ms=statistics.median(times[False]), dnc_ms=statistics.median(times[True]),
                   ratio=statistics.median(ratios), ratio_min=ratios[0], ratio_max=ratios[-1])
@@ -388,6 +390,8 @@ def main():
     parser.add_argument('--quick', action='store_true', help='fewer repeats and sizes')
     parser.add_argument('--models', nargs='+', choices=list(MODELS_B), default=list(MODELS_B),
                         help="section b's models")
+    parser.add_argument('--pairs', type=int, default=15,
+                        help="section b: paired steps timed per model and mode")
     parser.add_argument('--out', default='work_dirs/bench_dnc_cost.json')
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
@@ -423,7 +427,7 @@ def main():
 
     if 'b' in args.sections:
         rows, out = [], []
-        pairs = 5 if args.quick else 15
+        pairs = 5 if args.quick else args.pairs
         r18 = ((4, (512, 512)),) * 2 if gpu else ((2, (256, 256)),) * 2
         # model -> (train batch and size, inference batch and size)
         plan = {'camvid': ((4, (240, 320)), (1, (360, 480))), 'deeplabv3-r18': r18,
