@@ -21,7 +21,9 @@ C-wide one:
 Both give the gradients plain autograd gives: ``MaxOverK`` bit for bit, ties
 split evenly as ``amax`` splits them; ``PPCCrossEntropy`` to float rounding
 (the recomputed scores are a matmul, the forward's a convolution).
-Tests: tests/test_lean_grad.py.
+:func:`contiguous_grad` is for speed, not memory: it hands the decoder its
+features' gradient in their own layout, not the channels-last one the
+embedding makes. Tests: tests/test_lean_grad.py.
 """
 from contextlib import contextmanager
 from typing import Iterator, Optional
