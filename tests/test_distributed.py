@@ -81,7 +81,9 @@ def dist_train(config, work_dir, *extra, check=True):
          *LEARNING, *data],
         capture_output=True, text=True, cwd=ROOT, env=env)
     if check:
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        # both ends: how far training got (stdout), and how it failed (stderr)
+        assert proc.returncode == 0, (proc.stdout[-2000:] + '\n--- stderr ---\n'
+                                      + proc.stderr[-3000:])
     return proc
 
 
