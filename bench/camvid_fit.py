@@ -29,20 +29,26 @@ from mmseg_dnc.engine import prepare_config  # noqa: E402
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_pretrained_fit.jsonl')
 
 
-def score(run_dir: str, split: str, data_root: str) -> dict:
+def run_files(run_dir: str):
+    """A bench run folder's config and its last iter_*.pth checkpoint."""
     configs = glob.glob(osp.join(run_dir, '*.py'))
     checkpoints = sorted(glob.glob(osp.join(run_dir, 'iter_*.pth')),
                          key=lambda p: int(p.rsplit('_', 1)[1][:-4]))
     if len(configs) != 1 or not checkpoints:
         raise SystemExit(f'{run_dir}: wants one config and an iter_*.pth checkpoint')
+    return configs[0], checkpoints[-1]
+
+
+def score(run_dir: str, split: str, data_root: str) -> dict:
+    config, checkpoint = run_files(run_dir)
     options = {'test_dataloader.dataset.data_prefix': dict(img_path=split,
                                                            seg_map_path=split + 'annot')}
-    cfg = prepare_config(configs[0], cfg_options=options, data_root=data_root,
+    cfg = prepare_config(config, cfg_options=options, data_root=data_root,
                          work_dir=osp.join(ROOT, 'work_dirs', 'camvid_fit'))
-    cfg.load_from = checkpoints[-1]
+    cfg.load_from = checkpoint
     cfg.test_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
     metrics = Runner.from_cfg(cfg).test()
-    return dict(run=osp.basename(osp.normpath(run_dir)), checkpoint=osp.basename(checkpoints[-1]),
+    return dict(run=osp.basename(osp.normpath(run_dir)), checkpoint=osp.basename(checkpoint),
                 split=split, metrics={k: round(float(v), 2) for k, v in metrics.items()})
 
 

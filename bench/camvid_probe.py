@@ -21,7 +21,6 @@ RUN_DIR: a bench/camvid_pretrained.py run folder (its config and
 iter_*.pth); one line per run goes to bench/results/camvid_probe.jsonl.
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
+from camvid_fit import run_files  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg.apis import init_model  # noqa: E402
@@ -41,15 +41,6 @@ from mmseg_dnc.demo import find_camvid  # noqa: E402
 from mmseg_dnc.engine import prepare_config  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_probe.jsonl')
-
-
-def run_files(run_dir: str):
-    configs = glob.glob(osp.join(run_dir, '*.py'))
-    checkpoints = sorted(glob.glob(osp.join(run_dir, 'iter_*.pth')),
-                         key=lambda p: int(p.rsplit('_', 1)[1][:-4]))
-    if len(configs) != 1 or not checkpoints:
-        raise SystemExit(f'{run_dir}: wants one config and an iter_*.pth checkpoint')
-    return configs[0], checkpoints[-1]
 
 
 @torch.no_grad()
