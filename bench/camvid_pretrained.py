@@ -11,12 +11,15 @@ splits:
 - ``drive 0006R0``: trained on train without drive 0006R0 (266 frames),
   scored on that drive's 101 frames: a drive the model has never seen.
 
+The recipe is the configs' except, with ``--backbone-lr-mult``, the backbone's
+rate against the decoder's; each record names the value it ran at.
+
 A finished run appends one line to ``bench/results/camvid_pretrained.jsonl``
 (committed); a recorded run is skipped. ``--table`` prints the records,
 ``--figure PNG`` draws the learning curves.
 
     python bench/camvid_pretrained.py --variants twin 'kmeans++ start' --seeds 0 1 2 \\
-        [--schedule S|L] [--split val|'drive 0006R0'] [--data-root DIR]
+        [--schedule S|L] [--split val|'drive 0006R0'] [--backbone-lr-mult X] [--data-root DIR]
     python bench/camvid_pretrained.py --table
     python bench/camvid_pretrained.py --figure docs/camvid_pretrained_curves.png
 """
@@ -80,6 +83,10 @@ VARIANTS: Dict[str, tuple] = {
                                                   score_temperature=0.1)),
     'momentum 0.99': ('dnc', spelled(**KMEANS, momentum=0.99)),
 }
+# the key of the recipe setting a run may change, and its value in records written
+# before records named it (the configs' value then)
+BACKBONE_LR_MULT = 'optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult'
+FIRST_BACKBONE_LR_MULT = 0.1
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 
 
@@ -105,12 +112,25 @@ def split_options(split: str) -> dict:
             'val_dataloader.dataset.drives': [drive]}
 
 
+def backbone_lr_mult(record: dict) -> float:
+    """The backbone's rate against the decoder's that ``record`` ran at."""
+    return record.get('backbone_lr_mult', FIRST_BACKBONE_LR_MULT)
+
+
+def configured_backbone_lr_mult(schedule: str = 'S') -> float:
+    """The backbone's rate against the decoder's in the twin's config."""
+    cfg = prepare_config(osp.join(ROOT, CONFIGS['twin'].format(SCHEDULES[schedule])))
+    return float(cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult)
+
+
 def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: str,
-                    work_dir: str) -> dict:
+                    work_dir: str, lr_mult: float = None) -> dict:
     family, keys = VARIANTS[name]
     config = CONFIGS[family].format(SCHEDULES[schedule])
     options = {f'model.decode_head.{k}': v for k, v in keys.items()}
     options.update(split_options(split))
+    if lr_mult is not None:
+        options[BACKBONE_LR_MULT] = lr_mult
     cfg = prepare_config(osp.join(ROOT, config), cfg_options=options, data_root=data_root,
                          work_dir=work_dir)
     cfg.val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
@@ -135,8 +155,10 @@ def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: 
                    wall_min=wall / 60,
                    head_params=sum(p.numel() for p in head.parameters() if p.requires_grad))
     metrics.pop('iter')
+    ran_lr_mult = float(cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult)
     return dict(variant=name, config=config, head=keys, seed=seed, schedule=schedule,
-                split=split, iters=cfg.train_cfg.max_iters, metrics=metrics,
+                split=split, backbone_lr_mult=ran_lr_mult, iters=cfg.train_cfg.max_iters,
+                metrics=metrics,
                 curve=[dict(iter=c['iter'], mIoU=c['mIoU']) for c in curve.curve],
                 commit=commit, machine=platform.machine(), threads=torch.get_num_threads(),
                 torch=torch.__version__)
@@ -151,39 +173,43 @@ def recorded(path: str = None) -> List[dict]:
 
 
 def same_run(a: dict, b: dict) -> bool:
-    return all(a[k] == b[k] for k in ('config', 'head', 'seed', 'schedule', 'split'))
+    return (all(a[k] == b[k] for k in ('config', 'head', 'seed', 'schedule', 'split'))
+            and backbone_lr_mult(a) == backbone_lr_mult(b))
 
 
 def paired(records: List[dict]) -> Dict[tuple, Dict[int, float]]:
-    """(schedule, split, variant) -> {seed: mIoU - the twin's at that seed}."""
-    twin = {(r['schedule'], r['split'], r['seed']): r['metrics']['mIoU']
+    """(schedule, split, backbone lr_mult, variant) -> {seed: mIoU - the twin's at that
+    seed, same recipe}."""
+    twin = {(r['schedule'], r['split'], backbone_lr_mult(r), r['seed']): r['metrics']['mIoU']
             for r in records if r['variant'] == 'twin'}
     gaps: Dict[tuple, Dict[int, float]] = {}
     for r in records:
-        key = (r['schedule'], r['split'], r['seed'])
-        if r['variant'] != 'twin' and key in twin:
-            gaps.setdefault((r['schedule'], r['split'], r['variant']), {})[r['seed']] = \
-                r['metrics']['mIoU'] - twin[key]
+        key = (r['schedule'], r['split'], backbone_lr_mult(r))
+        if r['variant'] != 'twin' and key + (r['seed'],) in twin:
+            gaps.setdefault(key + (r['variant'],), {})[r['seed']] = \
+                r['metrics']['mIoU'] - twin[key + (r['seed'],)]
     return gaps
 
 
 def table(records: List[dict]) -> str:
     groups: Dict[tuple, List[dict]] = {}
     for r in records:
-        groups.setdefault((r['schedule'], r['split'], r['variant']), []).append(r)
+        groups.setdefault((r['schedule'], r['split'], backbone_lr_mult(r), r['variant']),
+                          []).append(r)
     order = list(VARIANTS)
-    lines = ['| schedule | scored on | variant | seeds | mIoU | against the twin (paired) | '
-             + ' | '.join(f'IoU {c}' for c in RARE) + ' | train (min) |',
-             '|---|---|---|---|---:|---:|' + '---:|' * (len(RARE) + 1)]
+    lines = ['| schedule | scored on | backbone lr_mult | variant | seeds | mIoU | '
+             'against the twin (paired) | ' + ' | '.join(f'IoU {c}' for c in RARE)
+             + ' | train (min) |',
+             '|---|---|---:|---|---|---:|---:|' + '---:|' * (len(RARE) + 1)]
     gaps = paired(records)
-    for key in sorted(groups, key=lambda k: (k[0], SPLITS.index(k[1]),
-                                             order.index(k[2]) if k[2] in order else 99)):
+    for key in sorted(groups, key=lambda k: (k[0], SPLITS.index(k[1]), k[2],
+                                             order.index(k[3]) if k[3] in order else 99)):
         group = sorted(groups[key], key=lambda r: r['seed'])
         m = [r['metrics'] for r in group]
         gap = gaps.get(key, {})
         gap_cell = (f"{statistics.mean(gap.values()):+.2f} ("
                     + ', '.join(f'{gap[s]:+.1f}' for s in sorted(gap)) + ')') if gap else ''
-        cells = [key[0], key[1], key[2], ' '.join(str(r['seed']) for r in group),
+        cells = [key[0], key[1], f'{key[2]:g}', key[3], ' '.join(str(r['seed']) for r in group),
                  summary([x['mIoU'] for x in m]), gap_cell]
         cells += [summary([x[f'IoU.{c}'] for x in m]) for c in RARE]
         cells.append(summary([x['train_min'] for x in m]))
@@ -191,14 +217,15 @@ def table(records: List[dict]) -> str:
     return '\n'.join(lines)
 
 
-def plot_curves(records: List[dict], path: str, split: str = 'val') -> str:
-    """Val mIoU against iterations, one line per run, twin against DNC."""
+def plot_curves(records: List[dict], path: str, lr_mult: float, split: str = 'val') -> str:
+    """Val mIoU against iterations, one line per run at one recipe (the backbone's
+    ``lr_mult``), twin against DNC."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    runs = [r for r in records if r['split'] == split]
+    runs = [r for r in records if r['split'] == split and backbone_lr_mult(r) == lr_mult]
     if not runs:
-        raise SystemExit(f'no recorded run scored on {split!r}')
+        raise SystemExit(f'no recorded run scored on {split!r} at backbone lr_mult {lr_mult:g}')
     variants = [v for v in VARIANTS if any(r['variant'] == v for r in runs)]
     colours = dict(zip(variants, plt.get_cmap('tab10').colors))
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
@@ -231,6 +258,9 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--schedule', choices=list(SCHEDULES), default='S')
     parser.add_argument('--split', choices=SPLITS, default='val')
+    parser.add_argument('--backbone-lr-mult', type=float, metavar='X',
+                        help="the backbone's rate against the decoder's (default: the "
+                        "configs'); with --figure, the recipe to draw")
     parser.add_argument('--data-root')
     parser.add_argument('--work-dir', default='work_dirs/bench_pretrained')
     parser.add_argument('--table', action='store_true', help='print the recorded table only')
@@ -238,8 +268,11 @@ def main():
     parser.add_argument('--results', help='the results file (JSON lines)')
     args = parser.parse_args()
     RESULTS = args.results or RESULTS
+    lr_mult = args.backbone_lr_mult
+    if lr_mult is None and not args.table:
+        lr_mult = configured_backbone_lr_mult(args.schedule)
     if args.figure:
-        print(plot_curves(recorded(), args.figure))
+        print(plot_curves(recorded(), args.figure, lr_mult))
         return
     if not args.table:
         data_root = find_camvid(args.data_root, ROOT)
@@ -247,16 +280,18 @@ def main():
             for name in args.variants:
                 family, keys = VARIANTS[name]
                 wanted = dict(config=CONFIGS[family].format(SCHEDULES[args.schedule]),
-                              head=keys, seed=seed, schedule=args.schedule, split=args.split)
+                              head=keys, seed=seed, schedule=args.schedule, split=args.split,
+                              backbone_lr_mult=lr_mult)
+                run = f'{name}, seed {seed}, {args.schedule}, {args.split}, ' \
+                      f'backbone lr_mult {lr_mult:g}'
                 if any(same_run(r, wanted) for r in recorded()):
-                    print(f'recorded already: {name}, seed {seed}, {args.schedule}, '
-                          f'{args.split}')
+                    print(f'recorded already: {run}')
                     continue
-                print(f'running: {name}, seed {seed}, {args.schedule}, {args.split}',
-                      flush=True)
-                tag = re.sub(r'[^\w.+-]+', '_', f'{name}_{args.schedule}_{args.split}')
+                print(f'running: {run}', flush=True)
+                tag = re.sub(r'[^\w.+-]+', '_',
+                             f'{name}_{args.schedule}_{args.split}_bb{lr_mult:g}')
                 result = train_and_score(name, seed, args.schedule, args.split, data_root,
-                                         osp.join(args.work_dir, f'{tag}_s{seed}'))
+                                         osp.join(args.work_dir, f'{tag}_s{seed}'), lr_mult)
                 os.makedirs(osp.dirname(RESULTS), exist_ok=True)
                 with open(RESULTS, 'a') as f:
                     f.write(json.dumps(result) + '\n')

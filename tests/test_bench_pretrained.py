@@ -1,0 +1,46 @@
+"""bench/camvid_pretrained.py: which records are the same run, and which pair.
+
+A record names the recipe it ran at (the backbone's ``lr_mult``); records
+written before records named it ran at the configs' value then, 0.1.
+"""
+import os.path as osp
+import sys
+
+import pytest
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'bench'))
+from camvid_pretrained import paired, same_run, table  # noqa: E402
+
+
+def record(variant, seed, miou, **extra):
+    config = 'configs/{}/segformer_efficientnet-lite0_camvid.py'.format(
+        'parametric' if variant == 'twin' else 'dnc')
+    return dict(variant=variant, config=config, head={}, seed=seed, schedule='S', split='val',
+                metrics={'mIoU': miou, 'train_min': 13.0,
+                         **{f'IoU.{c}': 10.0 for c in
+                            ('Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist')}},
+                **extra)
+
+
+def test_a_record_without_the_recipe_ran_at_the_first_configs_rate():
+    old = record('twin', 0, 58.0)
+    assert same_run(old, record('twin', 0, 0.0, backbone_lr_mult=0.1))
+    assert not same_run(old, record('twin', 0, 0.0, backbone_lr_mult=1.0))
+    assert not same_run(record('twin', 0, 0.0, backbone_lr_mult=1.0),
+                        record('twin', 1, 0.0, backbone_lr_mult=1.0))
+
+
+def test_runs_pair_with_the_twin_of_their_own_recipe_and_seed():
+    records = [record('twin', 0, 58.0), record('dnc', 0, 55.5),
+               record('twin', 0, 61.0, backbone_lr_mult=1.0),
+               record('dnc', 0, 60.0, backbone_lr_mult=1.0),
+               record('dnc', 1, 57.0, backbone_lr_mult=1.0)]  # no twin at seed 1
+    gaps = paired(records)
+    assert gaps.keys() == {('S', 'val', 0.1, 'dnc'), ('S', 'val', 1.0, 'dnc')}
+    assert gaps[('S', 'val', 0.1, 'dnc')] == {0: pytest.approx(-2.5)}
+    assert gaps[('S', 'val', 1.0, 'dnc')] == {0: pytest.approx(-1.0)}
+    rows = table(records).splitlines()[2:]
+    assert len(rows) == 4  # twin and DNC at each rate
+    assert [r.split(' | ')[2] for r in rows] == ['0.1', '0.1', '1', '1']
+    # the DNC row at 1.0 holds seeds 0 and 1; only seed 0 has a twin to pair with
+    assert rows[3].split(' | ')[4:7] == ['0 1', '58.5 ± 2.1', '-1.00 (-1.0)']
