@@ -51,14 +51,18 @@ def test_find_camvid_order_and_errors(tmp_path, monkeypatch):
 
 def test_main_job_end_to_end_short(tmp_path):
     loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-    opts = ['train_cfg.max_iters=4', 'train_cfg.val_interval=2',
-            'default_hooks.checkpoint.interval=2', 'val_dataloader.dataset.indices=4'] + \
+    # the main job's config (pretrained EfficientNet-Lite0 + SegFormer decoder at
+    # CamVid's full resolution), 4 iterations of one crop
+    opts = ['train_cfg.max_iters=4', 'train_cfg.val_interval=2', 'train_dataloader.batch_size=1',
+            'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
+            'val_dataloader.dataset.indices=4'] + \
         [f'{loader}.num_workers=0' for loader in loaders] + \
         [f'{loader}.persistent_workers=False' for loader in loaders]
     proc = run_tool('camvid_demo.py', '--work-dir', str(tmp_path), '--data-root', CAMVID,
                     '--cfg-options', *opts)
     out = proc.stdout + proc.stderr
     assert 'eta:' in out  # progress with ETA
+    assert "type='EfficientNetLite'" in out  # the config that ran: the pretrained one
     assert 'DNC on CamVid val: mIoU' in out and 'Pedestrian' in out
     for name, min_size in (('predictions.png', (900, 800)), ('training_curves.png', (800, 300))):
         image = Image.open(tmp_path / 'pictures' / name)
