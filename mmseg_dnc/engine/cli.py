@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: mmseg's flags, their config, the end of a
 distributed run."""
 import argparse
+import gc
 import os
 from typing import Sequence
 
@@ -41,8 +42,13 @@ def finish_distributed() -> None:
     Without it a rank that is done (rank 0 still writing the last checkpoint)
     exits with the group open, and gloo can abort that process at exit
     ("terminate called without an active exception"), which makes torchrun
-    report the run as failed and stop rank 0, mid-write.
+    report the run as failed and stop rank 0, mid-write. The caller drops its
+    runner first: DDP's reducer holds the group, and a group whose last
+    reference goes only at interpreter shutdown joins gloo's threads then,
+    which can abort the same way; the collection here frees the runner's
+    reference cycles while the interpreter is whole.
     """
     if group_open():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()

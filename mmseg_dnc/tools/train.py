@@ -35,6 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     cfg.resume = args.resume
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    del runner  # the model's DDP reducer holds the process group (finish_distributed)
     finish_distributed()
 
 
