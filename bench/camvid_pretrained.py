@@ -112,6 +112,17 @@ def split_options(split: str) -> dict:
             'val_dataloader.dataset.drives': [drive]}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), for the times in a record: machines differ
+    by 2x and more (AVX2 against AVX-512)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next((line.split(':', 1)[1].strip() for line in f
+                         if line.startswith('model name')), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
 def backbone_lr_mult(record: dict) -> float:
     """The backbone's rate against the decoder's that ``record`` ran at."""
     return record.get('backbone_lr_mult', FIRST_BACKBONE_LR_MULT)
@@ -160,7 +171,9 @@ def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: 
                 split=split, backbone_lr_mult=ran_lr_mult, iters=cfg.train_cfg.max_iters,
                 metrics=metrics,
                 curve=[dict(iter=c['iter'], mIoU=c['mIoU']) for c in curve.curve],
-                commit=commit, machine=platform.machine(), threads=torch.get_num_threads(),
+                commit=commit, machine=platform.machine(), cpu=cpu_name(),
+                cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                threads=torch.get_num_threads(),
                 torch=torch.__version__)
 
 
