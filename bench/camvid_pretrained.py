@@ -230,34 +230,40 @@ def table(records: List[dict]) -> str:
     return '\n'.join(lines)
 
 
-def plot_curves(records: List[dict], path: str, lr_mult: float, split: str = 'val') -> str:
-    """Val mIoU against iterations, one line per run at one recipe (the backbone's
-    ``lr_mult``), twin against DNC."""
+def plot_curves(records: List[dict], path: str, lr_mult: float = None,
+                split: str = 'val') -> str:
+    """Val mIoU against iterations, one line per run, twin against DNC: one panel per
+    recipe (the backbone's ``lr_mult``; only ``lr_mult``'s when given)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    runs = [r for r in records if r['split'] == split and backbone_lr_mult(r) == lr_mult]
+    runs = [r for r in records if r['split'] == split
+            and (lr_mult is None or backbone_lr_mult(r) == lr_mult)]
     if not runs:
-        raise SystemExit(f'no recorded run scored on {split!r} at backbone lr_mult {lr_mult:g}')
+        raise SystemExit(f'no recorded run scored on {split!r}'
+                         + (f' at backbone lr_mult {lr_mult:g}' if lr_mult is not None else ''))
+    rates = sorted({backbone_lr_mult(r) for r in runs}, reverse=True)
     variants = [v for v in VARIANTS if any(r['variant'] == v for r in runs)]
     colours = dict(zip(variants, plt.get_cmap('tab10').colors))
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig, axes = plt.subplots(1, len(rates), figsize=(6.2 * len(rates), 4.4), dpi=110,
+                             sharey=True, squeeze=False)
     labelled = set()
-    for r in sorted(runs, key=lambda r: (r['schedule'], r['variant'], r['seed'])):
-        xs = [0] + [c['iter'] for c in r['curve']]
-        ys = [0.0] + [c['mIoU'] for c in r['curve']]
-        label = r['variant'] if r['variant'] not in labelled else None
-        labelled.add(r['variant'])
-        ax.plot(xs[1:], ys[1:], marker='o', ms=3, lw=1.2, alpha=0.85, color=colours[r['variant']],
-                linestyle='-' if r['schedule'] == 'S' else '--', label=label)
-    ax.set_xlabel('iteration (4 crops of 240x320 each)')
-    ax.set_ylabel(f'mIoU on CamVid {split} (%)')
-    ax.set_title('EfficientNet-Lite0 (ImageNet) + SegFormer head on CamVid: '
-                 'DNC against the 1x1 conv\none line per seed; solid: schedule S, '
-                 'dashed: L', fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc='lower right')
-    fig.tight_layout()
+    for ax, rate in zip(axes[0], rates):
+        for r in sorted((r for r in runs if backbone_lr_mult(r) == rate),
+                        key=lambda r: (r['schedule'], r['variant'], r['seed'])):
+            label = r['variant'] if r['variant'] not in labelled else None
+            labelled.add(r['variant'])
+            ax.plot([c['iter'] for c in r['curve']], [c['mIoU'] for c in r['curve']],
+                    marker='o', ms=3, lw=1.2, alpha=0.85, color=colours[r['variant']],
+                    linestyle='-' if r['schedule'] == 'S' else '--', label=label)
+        ax.set_title(f'backbone learning rate {rate:g} x the decoder\'s', fontsize=9)
+        ax.set_xlabel('iteration (4 crops of 240x320 each)')
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f'mIoU on CamVid {split} (%)')
+    fig.legend(fontsize=8, loc='lower center', ncol=min(4, len(variants)), frameon=False)
+    fig.suptitle('EfficientNet-Lite0 (ImageNet) + SegFormer head on CamVid: DNC against the '
+                 '1x1 conv; one line per seed; solid: schedule S, dashed: L', fontsize=9)
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(variants) - 1) // 4), 1, 1))
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path)
     return f'wrote {path} ({len(runs)} runs)'
@@ -273,7 +279,7 @@ def main():
     parser.add_argument('--split', choices=SPLITS, default='val')
     parser.add_argument('--backbone-lr-mult', type=float, metavar='X',
                         help="the backbone's rate against the decoder's (default: the "
-                        "configs'); with --figure, the recipe to draw")
+                        "configs'); with --figure, the one recipe to draw (default: all)")
     parser.add_argument('--data-root')
     parser.add_argument('--work-dir', default='work_dirs/bench_pretrained')
     parser.add_argument('--table', action='store_true', help='print the recorded table only')
@@ -282,11 +288,11 @@ def main():
     args = parser.parse_args()
     RESULTS = args.results or RESULTS
     lr_mult = args.backbone_lr_mult
-    if lr_mult is None and not args.table:
-        lr_mult = configured_backbone_lr_mult(args.schedule)
     if args.figure:
         print(plot_curves(recorded(), args.figure, lr_mult))
         return
+    if lr_mult is None and not args.table:
+        lr_mult = configured_backbone_lr_mult(args.schedule)
     if not args.table:
         data_root = find_camvid(args.data_root, ROOT)
         for seed in args.seeds:
