@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import sys
 
 from mmengine.runner import Runner
@@ -30,10 +31,12 @@ RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_pretrained_fit.jsonl')
 
 
 def run_files(run_dir: str):
-    """A bench run folder's config and its last iter_*.pth checkpoint."""
+    """A bench run folder's config and its last iter_N.pth checkpoint (not the
+    files the explanation tools write beside it, e.g. iter_N.casebase.pth)."""
     configs = glob.glob(osp.join(run_dir, '*.py'))
-    checkpoints = sorted(glob.glob(osp.join(run_dir, 'iter_*.pth')),
-                         key=lambda p: int(p.rsplit('_', 1)[1][:-4]))
+    checkpoints = sorted((p for p in glob.glob(osp.join(run_dir, 'iter_*.pth'))
+                          if re.fullmatch(r'iter_\d+\.pth', osp.basename(p))),
+                         key=lambda p: int(osp.basename(p)[5:-4]))
     if len(configs) != 1 or not checkpoints:
         raise SystemExit(f'{run_dir}: wants one config and an iter_*.pth checkpoint')
     return configs[0], checkpoints[-1]

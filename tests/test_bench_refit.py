@@ -1,4 +1,5 @@
-"""bench/camvid_refit.py: one Lloyd step of sub-centroids, by hand."""
+"""bench/camvid_refit.py: one Lloyd step of sub-centroids, by hand; and the run folder
+lookup (camvid_fit.run_files) that it and the probe use."""
 import os.path as osp
 import sys
 
@@ -22,3 +23,11 @@ def test_lloyd_step_moves_each_sub_centroid_to_its_nearest_pixels_mean():
     # class 1, k=0: the mean of (.6, .8) and (0, 1), normalised; k=1 won nothing: unchanged
     torch.testing.assert_close(new[1, 0], F.normalize(torch.tensor([.3, .9]), dim=0))
     torch.testing.assert_close(new[1, 1], torch.tensor([-1., 0.]))
+
+
+def test_run_files_takes_the_last_checkpoint_not_a_case_base(tmp_path):
+    from camvid_fit import run_files
+    for name in ('cfg.py', 'iter_300.pth', 'iter_1200.pth', 'iter_1200.casebase.pth',
+                 'best_mIoU_iter_1200.pth'):
+        (tmp_path / name).write_text('')
+    assert run_files(str(tmp_path)) == (str(tmp_path / 'cfg.py'), str(tmp_path / 'iter_1200.pth'))
