@@ -117,30 +117,47 @@ class IoU:
         return (100 * self.intersect / self.union).tolist()
 
 
-def probe(run_dir: str, data_root: str, pixels_per_image: int, seed: int) -> dict:
+def load_run(run_dir: str, data_root: str, work_dir: str):
+    """A bench run folder's config (data at ``data_root``) and its last
+    checkpoint's model, in eval mode on the CPU."""
     config, checkpoint = run_files(run_dir)
-    cfg = prepare_config(config, data_root=data_root,
-                         work_dir=osp.join(ROOT, 'work_dirs', 'camvid_probe'))
+    cfg = prepare_config(config, data_root=data_root, work_dir=work_dir)
     model = init_model(cfg, checkpoint, device='cpu')
     model.eval()
-    classes = model.dataset_meta['classes'] if model.dataset_meta else None
-    c = model.decode_head.num_classes
-    class_weight = torch.tensor(cfg.model.decode_head.loss_decode.class_weight)
+    return cfg, model, checkpoint
 
-    def dataset(split):
-        ds = dict(cfg.val_dataloader.dataset)  # the test pipeline; bench runs drop test_dataloader
-        ds['data_prefix'] = dict(img_path=split, seg_map_path=split + 'annot')
-        return DATASETS.build(ds)
+
+def camvid_split(cfg, split: str):
+    """CamVid ``split`` ('train', 'val') through the run's test pipeline (bench
+    runs drop test_dataloader, so it is val_dataloader's)."""
+    ds = dict(cfg.val_dataloader.dataset)
+    ds['data_prefix'] = dict(img_path=split, seg_map_path=split + 'annot')
+    return DATASETS.build(ds)
+
+
+def train_pixels(model, cfg, pixels_per_image: int, seed: int):
+    """(M, 128) classifier inputs and (M,) labels of labelled CamVid train
+    pixels, ``pixels_per_image`` drawn from each frame."""
+    c = model.decode_head.num_classes
     generator = torch.Generator().manual_seed(seed)
     xs, ys = [], []
-    for feat, _, label in features_and_logits(model, dataset('train')):
+    for feat, _, label in features_and_logits(model, camvid_split(cfg, 'train')):
         x, y = sample_pixels(feat, label, c, pixels_per_image, generator)
         xs.append(x)
         ys.append(y)
-    x, y = torch.cat(xs), torch.cat(ys)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def probe(run_dir: str, data_root: str, pixels_per_image: int, seed: int) -> dict:
+    cfg, model, checkpoint = load_run(run_dir, data_root,
+                                      osp.join(ROOT, 'work_dirs', 'camvid_probe'))
+    classes = model.dataset_meta['classes'] if model.dataset_meta else None
+    c = model.decode_head.num_classes
+    class_weight = torch.tensor(cfg.model.decode_head.loss_decode.class_weight)
+    x, y = train_pixels(model, cfg, pixels_per_image, seed)
     weight, bias = fit_probe(x, y, c, class_weight)
     head_iou, probe_iou = IoU(c), IoU(c)
-    for feat, logits, label in features_and_logits(model, dataset('val')):
+    for feat, logits, label in features_and_logits(model, camvid_split(cfg, 'val')):
         head_iou.add(logits[0].argmax(0), label)
         probe_logits = F.conv2d(feat, weight[..., None, None], bias)
         probe_logits = F.interpolate(probe_logits, size=label.shape, mode='bilinear',

@@ -21,14 +21,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
-from camvid_fit import run_files  # noqa: E402
-from camvid_probe import IoU, features_and_logits, sample_pixels  # noqa: E402
+from camvid_probe import IoU, camvid_split, features_and_logits, load_run, train_pixels  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
-from mmseg.apis import init_model  # noqa: E402
-from mmseg.registry import DATASETS  # noqa: E402
 from mmseg_dnc.demo import find_camvid  # noqa: E402
-from mmseg_dnc.engine import prepare_config  # noqa: E402
+from mmseg_dnc.models import dnc_core  # noqa: E402
 
 
 def lloyd_step(sub_centroids, embeddings, labels):
@@ -53,37 +50,24 @@ def main():
     parser.add_argument('--pixels-per-image', type=int, default=3000)
     parser.add_argument('--data-root')
     args = parser.parse_args()
-    config, checkpoint = run_files(args.run)
-    cfg = prepare_config(config, data_root=find_camvid(args.data_root, ROOT),
-                         work_dir=osp.join(ROOT, 'work_dirs', 'camvid_refit'))
-    model = init_model(cfg, checkpoint, device='cpu')
-    model.eval()
+    cfg, model, _ = load_run(args.run, find_camvid(args.data_root, ROOT),
+                             osp.join(ROOT, 'work_dirs', 'camvid_refit'))
     head = model.decode_head
     if not hasattr(head, 'sub_centroids'):
         raise SystemExit(f'{args.run}: not a DNC run (its head has no sub-centroids)')
     c = head.num_classes
 
-    def dataset(split):
-        ds = dict(cfg.val_dataloader.dataset)
-        ds['data_prefix'] = dict(img_path=split, seg_map_path=split + 'annot')
-        return DATASETS.build(ds)
-
     def val_miou():
         iou = IoU(c)
-        for _, logits, label in features_and_logits(model, dataset('val')):
+        for _, logits, label in features_and_logits(model, camvid_split(cfg, 'val')):
             iou.add(logits[0].argmax(0), label)
         return sum(iou.per_class()) / c
 
-    generator = torch.Generator().manual_seed(0)
-    xs, ys = [], []
-    for feat, _, label in features_and_logits(model, dataset('train')):
-        x, y = sample_pixels(feat, label, c, args.pixels_per_image, generator)
-        xs.append(x)
-        ys.append(y)
-    x, y = torch.cat(xs), torch.cat(ys)
-    norm = head.feature_norm
-    embeddings = F.normalize(F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias,
-                                          norm.eps), dim=1)
+    x, y = train_pixels(model, cfg, args.pixels_per_image, seed=0)
+    norm = head.feature_norm  # the head's own embedding of each (1x1) pixel
+    with torch.no_grad():
+        embeddings = dnc_core.embed(x[:, :, None, None], norm.weight, norm.bias,
+                                    norm.eps)[:, :, 0, 0]
     trained = head.sub_centroids.clone()
     print(f'{osp.basename(osp.normpath(args.run))}: trained sub-centroids, val mIoU '
           f'{val_miou():.2f}', flush=True)
