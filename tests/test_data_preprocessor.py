@@ -71,6 +71,15 @@ def test_the_network_runs_channels_last_with_the_same_losses_and_gradients():
 
     feats = model.extract_feat(model.data_preprocessor(copy.deepcopy(data), True)['inputs'])
     assert all(f.is_contiguous(memory_format=torch.channels_last) for f in feats)
+    # DNC's logits come out as a 1x1 conv's would: channels-last here, mmseg's
+    # layout on mmseg's batch (argmax over C and the loss are slow on the other)
+    for net, channels_last in ((model, True), (plain, False)):
+        with torch.no_grad():
+            logits = net.decode_head(net.extract_feat(
+                net.data_preprocessor(copy.deepcopy(data), True)['inputs']))
+        assert logits.shape == (2, 11, 60, 80)
+        assert logits.is_contiguous(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     losses, grads = _gradients(model, data)
     plain_losses, plain_grads = _gradients(plain, data)

@@ -229,20 +229,21 @@ class DNCDecodeHead(BaseDecodeHead):
                               use_reentrant=False, preserve_rng_state=False)
         return dnc_core.embed(feat, *norm)
 
-    def logits_from_scores(self, sub_scores: Tensor) -> Tensor:
-        """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits,
-        contiguous like a conv's output (mmseg's loss and resize are slow on
-        channels-last maps)."""
+    def logits_from_scores(self, sub_scores: Tensor,
+                           memory_format=torch.contiguous_format) -> Tensor:
+        """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits in
+        ``memory_format``: the layout a conv's output would have, the
+        features' (mmseg's loss, resize and argmax are slow on the other)."""
         scores = dnc_core.class_scores(sub_scores, self.num_classes,
                                        self.slot_mask)
         if self.score_norm is None:
-            return (scores / self.score_temperature).contiguous()
+            return (scores / self.score_temperature).contiguous(memory_format=memory_format)
         scores = scores.permute(0, 2, 3, 1)  # (B, h, w, C): a free view
         # the norm's own (static) shape, not the tensor's: exporters with
         # dynamic H, W trace a tensor's shape as a runtime value
         scores = F.layer_norm(scores, self.score_norm.normalized_shape, self.score_norm.weight,
                               self.score_norm.bias, self.score_norm.eps)
-        return scores.permute(0, 3, 1, 2).contiguous()
+        return scores.permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
 
     def cls_seg(self, feat: Tensor) -> Tensor:
         """Nearest-sub-centroid classification: (B, channels, h, w) -> (B, C, h, w).
@@ -265,7 +266,12 @@ class DNCDecodeHead(BaseDecodeHead):
             sub_centroids = sub_centroids.clone()
         embeddings = self.embed(feat)
         sub_scores = dnc_core.subcentroid_scores(embeddings, sub_centroids)
-        logits = self.logits_from_scores(sub_scores)
+        # channels-last features (ChannelsLastSegDataPreProcessor) get
+        # channels-last logits, as the 1x1 conv would give them
+        layout = torch.channels_last if feat.dim() == 4 and feat.is_contiguous(
+            memory_format=torch.channels_last) and not feat.is_contiguous() \
+            else torch.contiguous_format
+        logits = self.logits_from_scores(sub_scores, layout)
         if self._classified is not None:
             self._classified.append(Classified(embeddings, sub_scores, logits,
                                                 sub_centroids))
