@@ -44,3 +44,20 @@ def test_runs_pair_with_the_twin_of_their_own_recipe_and_seed():
     assert [r.split(' | ')[2] for r in rows] == ['0.1', '0.1', '1', '1']
     # the DNC row at 1.0 holds seeds 0 and 1; only seed 0 has a twin to pair with
     assert rows[3].split(' | ')[4:7] == ['0 1', '58.5 ± 2.1', '-1.00 (-1.0)']
+
+
+def test_a_recipe_change_pairs_with_the_twin_run_at_the_same_options():
+    faster = {'optim_wrapper.paramwise_cfg.custom_keys.score_norm': {'lr_mult': 10.0},
+              'optim_wrapper.paramwise_cfg.custom_keys.conv_seg': {'lr_mult': 10.0}}
+    twin_faster = {'optim_wrapper.paramwise_cfg.custom_keys.conv_seg': {'lr_mult': 10.0}}
+    records = [record('twin', 0, 61.0, backbone_lr_mult=1.0),
+               record('dnc', 0, 60.0, backbone_lr_mult=1.0),
+               record('twin', 0, 62.0, backbone_lr_mult=1.0, options=twin_faster),
+               record('dnc 10x', 0, 61.5, backbone_lr_mult=1.0, options=faster)]
+    # a twin run with other options is another recipe: no pair
+    assert paired(records) == {('S', 'val', 1.0, 'dnc'): {0: pytest.approx(-1.0)}}
+    records[2]['options'] = faster
+    assert paired(records)[('S', 'val', 1.0, 'dnc 10x')] == {0: pytest.approx(-0.5)}
+    # options are part of what makes a run the same run
+    assert not same_run(records[0], records[2])
+    assert same_run(records[0], dict(records[0], options={}))
