@@ -4,9 +4,10 @@ batch comes out channels-last in memory.
 A convolution on a channels-last input gives a channels-last output, so the
 whole network then runs in that layout without touching its parameters (the
 state_dict, the optimizer and DDP's gradient buckets keep theirs). On a CPU,
-oneDNN's convolutions, depthwise ones above all, are faster that way: the
-CamVid EfficientNet-Lite0 models train about 1.3x faster on 2 cores
-(docs/cost.md). Values are the same; sums round in another order.
+oneDNN's convolutions are faster that way: a training step of the CamVid
+EfficientNet-Lite0 models is 1.3-1.45x faster on 2 AVX2 cores, a whole run of
+the main job 1.1x (docs/cost.md). Values are the same; sums round in another
+order.
 """
 from typing import Dict
 

