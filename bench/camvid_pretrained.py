@@ -89,10 +89,10 @@ VARIANTS: Dict[str, tuple] = {
     'scores / 0.1, no LayerNorm': ('dnc', spelled(**KMEANS, score_norm='temperature',
                                                   score_temperature=0.1)),
     'momentum 0.99': ('dnc', spelled(**KMEANS, momentum=0.99)),
-    # the classifier, not the features, holds DNC back at the configs' recipe
-    # (linear probe, bench/camvid_probe.py): the reference moves a class's
-    # sub-centroids with its correctly predicted pixels only, so a class the
-    # network gets wrong early (Bicyclist) keeps stale ones
+    # at seed 1 of the configs' recipe the classifier, not the features, holds
+    # DNC back (linear probe, bench/camvid_probe.py): the reference moves a
+    # class's sub-centroids with its correctly predicted pixels only, so a
+    # class the network gets wrong early (Bicyclist) keeps stale ones
     'learn from all pixels': ('dnc', spelled(**KMEANS, update_from='all')),
     # bench/camvid_classifier.py: refitting only the 2C numbers of the LayerNorm
     # over class scores puts the seed-1 run from 60.03 to 61.52; its scales grow
