@@ -25,9 +25,6 @@ One line per run goes to bench/results/camvid_classifier.jsonl.
     python bench/camvid_classifier.py RUN_DIR [RUN_DIR ...] [--pixels-per-image N]
         [--data-root DIR]
 """
-import argparse
-import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -37,8 +34,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
-from camvid_probe import (IoU, camvid_split, features_and_logits, fit_probe,  # noqa: E402
-                          load_run, train_pixels)
+from camvid_probe import (IoU, append_record, camvid_split, features_and_logits,  # noqa: E402
+                          fit_probe, load_run, runs_parser, train_pixels)
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg_dnc.demo import find_camvid  # noqa: E402
@@ -137,20 +134,13 @@ def split_classifier(run_dir: str, data_root: str, pixels_per_image: int, seed: 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('runs', nargs='+')
-    parser.add_argument('--pixels-per-image', type=int, default=3000)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--data-root')
-    args = parser.parse_args()
+    args = runs_parser(__doc__.splitlines()[0]).parse_args()
     data_root = find_camvid(args.data_root, ROOT)
     for run in args.runs:
         record = split_classifier(run, data_root, args.pixels_per_image, args.seed)
         print(f"{record['run']}: " + ', '.join(f'{k} {v:.2f}' for k, v in record['mIoU'].items()),
               flush=True)
-        os.makedirs(osp.dirname(RESULTS), exist_ok=True)
-        with open(RESULTS, 'a') as f:
-            f.write(json.dumps(record) + '\n')
+        append_record(RESULTS, record)
 
 
 if __name__ == '__main__':

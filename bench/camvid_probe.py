@@ -174,21 +174,31 @@ def probe(run_dir: str, data_root: str, pixels_per_image: int, seed: int) -> dic
                 probe_IoU={n: round(v, 2) for n, v in zip(classes or range(c), lin)})
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def runs_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the tools that score trained run folders."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument('runs', nargs='+')
     parser.add_argument('--pixels-per-image', type=int, default=3000)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--data-root')
-    args = parser.parse_args()
+    return parser
+
+
+def append_record(path: str, record: dict) -> None:
+    """One JSON line at the end of the results file ``path``."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+
+
+def main():
+    args = runs_parser(__doc__.splitlines()[0]).parse_args()
     torch.manual_seed(args.seed)
     data_root = find_camvid(args.data_root, ROOT)
     lines = []
     for run in args.runs:
         record = probe(run, data_root, args.pixels_per_image, args.seed)
-        os.makedirs(osp.dirname(RESULTS), exist_ok=True)
-        with open(RESULTS, 'a') as f:
-            f.write(json.dumps(record) + '\n')
+        append_record(RESULTS, record)
         lines.append(f"| {record['run']} | {record['head_type']} | {record['head_mIoU']:.2f} | "
                      f"{record['probe_mIoU']:.2f} |")
         print(lines[-1], flush=True)
