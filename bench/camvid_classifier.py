@@ -34,12 +34,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
-from camvid_probe import (IoU, append_record, camvid_split, features_and_logits,  # noqa: E402
-                          fit_probe, load_run, runs_parser, train_pixels)
+from camvid_probe import (IoU, append_record, camvid_split, embed,  # noqa: E402
+                          features_and_logits, fit_probe, load_run, runs_parser,
+                          train_pixels)
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg_dnc.demo import find_camvid  # noqa: E402
-from mmseg_dnc.models import dnc_core  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_classifier.jsonl')
 CLASSIFIERS = ('head', 'head, LayerNorm affine refitted', 'linear probe on the embeddings',
@@ -73,12 +73,6 @@ def fit_affine(z, y, weight, bias, class_weight=None, steps=60):
         return loss
     optimizer.step(closure)
     return scale.detach(), shift.detach()
-
-
-def embed(head, feat):
-    """(B, D, h, w) decoder features -> (B, D, h, w) the head's unit embeddings."""
-    norm = head.feature_norm
-    return dnc_core.embed(feat, norm.weight, norm.bias, norm.eps)
 
 
 @torch.no_grad()

@@ -21,11 +21,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
-from camvid_probe import IoU, camvid_split, features_and_logits, load_run, train_pixels  # noqa: E402
+from camvid_probe import (IoU, camvid_split, embed, features_and_logits,  # noqa: E402
+                          load_run, train_pixels)
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg_dnc.demo import find_camvid  # noqa: E402
-from mmseg_dnc.models import dnc_core  # noqa: E402
 
 
 def lloyd_step(sub_centroids, embeddings, labels):
@@ -64,10 +64,8 @@ def main():
         return sum(iou.per_class()) / c
 
     x, y = train_pixels(model, cfg, args.pixels_per_image, seed=0)
-    norm = head.feature_norm  # the head's own embedding of each (1x1) pixel
-    with torch.no_grad():
-        embeddings = dnc_core.embed(x[:, :, None, None], norm.weight, norm.bias,
-                                    norm.eps)[:, :, 0, 0]
+    with torch.no_grad():  # the head's own embedding of each (1x1) pixel
+        embeddings = embed(head, x[:, :, None, None])[:, :, 0, 0]
     trained = head.sub_centroids.clone()
     print(f'{osp.basename(osp.normpath(args.run))}: trained sub-centroids, val mIoU '
           f'{val_miou():.2f}', flush=True)

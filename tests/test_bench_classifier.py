@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'bench'))
-from camvid_classifier import embed, fit_affine, normalised_class_scores  # noqa: E402
+from camvid_classifier import fit_affine, normalised_class_scores  # noqa: E402
+from camvid_probe import embed  # noqa: E402
 
 from .conftest import build_model  # noqa: E402
 

@@ -268,7 +268,7 @@ class DNCDecodeHead(BaseDecodeHead):
         sub_scores = dnc_core.subcentroid_scores(embeddings, sub_centroids)
         # channels-last features (ChannelsLastSegDataPreProcessor) get
         # channels-last logits, as the 1x1 conv would give them
-        layout = torch.channels_last if feat.dim() == 4 and feat.is_contiguous(
+        layout = torch.channels_last if feat.is_contiguous(
             memory_format=torch.channels_last) and not feat.is_contiguous() \
             else torch.contiguous_format
         logits = self.logits_from_scores(sub_scores, layout)
