@@ -55,6 +55,30 @@ def test_embed_is_layernorm_then_unit_length():
     torch.testing.assert_close(emb, by_hand.permute(0, 3, 1, 2))
 
 
+def test_pixel_rows_by_hand_in_both_layouts():
+    # B=2, D=2, h=1, w=2: pixel p of image b holds (10b + p, -(10b + p))
+    maps = torch.tensor([[[[0., 1.]], [[-0., -1.]]], [[[10., 11.]], [[-10., -11.]]]])
+    index = torch.tensor([3, 0, 2])  # image 1 pixel 1, image 0 pixel 0, image 1 pixel 0
+    for layout in (torch.contiguous_format, torch.channels_last):
+        rows = dnc_core.pixel_rows(maps.contiguous(memory_format=layout), index)
+        assert rows.tolist() == [[11., -11.], [0., 0.], [10., -10.]]
+
+
+def test_embed_rows_are_the_rows_of_embed():
+    gen = torch.Generator().manual_seed(0)
+    feat = torch.randn(2, 8, 3, 4, generator=gen) * 5 + 3
+    weight, bias = torch.rand(8, generator=gen) + 0.5, torch.randn(8, generator=gen)
+    emb = dnc_core.embed(feat, weight, bias).permute(0, 2, 3, 1).reshape(-1, 8)
+    index = torch.tensor([23, 0, 5, 12, 7])
+    for layout in (torch.contiguous_format, torch.channels_last):
+        source = dnc_core.EmbeddingSource(feat.contiguous(memory_format=layout),
+                                          (weight, bias, 1e-5))
+        torch.testing.assert_close(source.rows(index), emb[index])
+    # a source of unit embeddings hands on their rows as they are
+    maps = dnc_core.embed(feat, weight, bias)
+    assert torch.equal(dnc_core.EmbeddingSource(maps).rows(index), emb[index])
+
+
 def test_sinkhorn_one_iteration_by_hand():
     # exp(scores / eps) = [[4, 1], [1, 1]]. Per sub-centroid: column 0 sums to 5,
     # column 1 to 2 -> [[.4, .25], [.1, .25]] after dividing by K=2; per pixel:

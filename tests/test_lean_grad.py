@@ -67,6 +67,11 @@ def test_class_scores_under_autocast_match_plain_autograd():
     assert torch.equal(values, plain_values) and torch.equal(grad, plain)
 
 
+def as_maps(rows):
+    """(N, D) unit embeddings as the source of a (1, D, N, 1) map's rows."""
+    return dnc_core.EmbeddingSource(rows.t()[None, :, :, None])
+
+
 def ppc_case(mask=None):
     gen = torch.Generator().manual_seed(2)
     n, d, c, k = 40, 6, 3, 4
@@ -87,7 +92,8 @@ def test_ppc_cross_entropy_gradient_equals_plain(monkeypatch, chunk, masked):
     emb, weights, index, target = ppc_case(mask=mask)
 
     def lean(e):
-        return lean_grad.ppc_cross_entropy(e @ weights.t(), index, target, 0.1, e, weights, mask)
+        return lean_grad.ppc_cross_entropy(e @ weights.t(), index, target, 0.1, as_maps(e),
+                                           weights, mask)
 
     def plain(e):
         rows = (e @ weights.t())[index]
@@ -107,7 +113,7 @@ def test_ppc_cross_entropy_under_bfloat16_autocast():
     def loss(e):
         with torch.autocast('cpu', dtype=torch.bfloat16):
             scores = F.linear(e, weights)  # bfloat16, as the head's convolution
-            return lean_grad.ppc_cross_entropy(scores, index, target, 0.1, e, weights)
+            return lean_grad.ppc_cross_entropy(scores, index, target, 0.1, as_maps(e), weights)
     value, (grad,) = grads(loss, emb)
     with lean_grad.plain_autograd():
         plain_value, (plain,) = grads(loss, emb)
@@ -115,6 +121,45 @@ def test_ppc_cross_entropy_under_bfloat16_autocast():
     # the recomputed rows are a bfloat16 matmul like the forward's: equal up
     # to bfloat16 rounding of the softmax's inputs
     torch.testing.assert_close(grad, plain, rtol=0.02, atol=2e-3)
+
+
+def test_score_conv_gradient_by_hand_keeping_only_the_weight():
+    # one pixel e = (1, 0) against two sub-centroids (1, 0) and (0.6, 0.8);
+    # upstream gradient (1, 2): d/de = W^T g = (1 + 1.2, 1.6)
+    emb = torch.tensor([1., 0.]).view(1, 2, 1, 1).requires_grad_(True)
+    weight = torch.tensor([[1., 0.], [0.6, 0.8]]).view(2, 2, 1, 1)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        scores = lean_grad.score_conv(emb, weight)
+    assert scores.flatten().tolist() == pytest.approx([1.0, 0.6])
+    (scores.flatten() * torch.tensor([1., 2.])).sum().backward()
+    assert emb.grad.flatten().tolist() == pytest.approx([2.2, 1.6])
+    assert [t.shape for t in saved] == [weight.shape]  # not the embeddings
+    with lean_grad.plain_autograd(), torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t) or t, lambda t: t):
+        lean_grad.score_conv(emb, weight)
+    assert emb.shape in [t.shape for t in saved[1:]]  # plain autograd keeps them
+
+
+@pytest.mark.parametrize('autocast', [False, True])
+def test_score_conv_equals_conv2d_in_both_layouts(autocast):
+    gen = torch.Generator().manual_seed(3)
+    emb = F.normalize(torch.randn(2, 8, 3, 5, generator=gen), dim=1)
+    weight = F.normalize(torch.randn(12, 8, generator=gen), dim=1).view(12, 8, 1, 1)
+    for layout in (torch.contiguous_format, torch.channels_last):
+
+        def scores(e):
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+                return lean_grad.score_conv(e.contiguous(memory_format=layout), weight)
+        values, (grad,) = grads(scores, emb)
+        with lean_grad.plain_autograd():
+            plain_values, (plain,) = grads(scores, emb)
+        assert grad.dtype == torch.float32
+        assert torch.equal(values, plain_values)
+        # a convolution with the transposed weight against the convolution's
+        # own backward: the same sums, maybe in another order
+        tol = dict(rtol=1e-2, atol=1e-2) if autocast else dict(rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad, plain, **tol)
 
 
 def test_contiguous_grad_hands_on_the_same_values_contiguous():
@@ -141,28 +186,39 @@ def test_contiguous_grad_hands_on_the_same_values_contiguous():
         assert lean_grad.contiguous_grad(features) is features
 
 
-def saved_sizes(head, feats, samples, grads_seen=None):
+def saved_sizes(head, feats, samples, grads_seen=None, maps=None):
+    """The sizes of the tensors the head's training step saves for its
+    backward; ``maps`` collects those as large as the (B, D, h, w) features."""
     sizes = []
 
     def pack(t):
         sizes.append(t.numel())
+        if maps is not None and t.numel() == feats.numel():
+            maps.append(t)
         return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         inputs = feats.clone()  # not a leaf: its gradient keeps the layout it arrives in
         if grads_seen is not None:
             inputs.register_hook(grads_seen.append)
         losses = head.loss([inputs], samples, None)
+    if maps is not None:
+        maps.append(inputs)
     return sizes, losses
 
 
 def test_head_keeps_no_ck_wide_map_and_learns_the_same(dnc_head_case):
     head, feats, samples, pixels, ck = dnc_head_case
     state = head.sub_centroids.clone()
-    seen = []
-    sizes, losses = saved_sizes(head, feats, samples, seen)
+    seen, maps = [], []
+    sizes, losses = saved_sizes(head, feats, samples, seen, maps)
     sum(v for n, v in losses.items() if n.startswith('loss')).backward()
     lean_grad_feats = feats.grad.clone()
     assert max(sizes) < pixels * ck  # nothing as wide as the C*K scores
+    # of the D-wide maps, only the features (which the 1x1 conv keeps too):
+    # the score convolution and PPC keep no embedding map
+    inputs = maps.pop()
+    assert maps and all(t.untyped_storage().data_ptr() == inputs.untyped_storage().data_ptr()
+                        for t in maps)
     # the decoder's features get a gradient in their own layout (the
     # channels-last embedding would otherwise hand back a channels-last one)
     assert seen[0].is_contiguous()

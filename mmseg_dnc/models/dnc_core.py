@@ -14,7 +14,7 @@ are all-reduced, so every rank computes what one process would on the global
 batch.
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..utils.dist import distributed
-from .lean_grad import max_over_k
+from .lean_grad import max_over_k, score_conv
 
 # plan entries within this relative distance of a row's maximum count as tied
 TIE_TOLERANCE = 1e-5
@@ -55,6 +55,51 @@ def embed(features: Tensor, ln_weight: Tensor, ln_bias: Tensor,
     return x.permute(0, 3, 1, 2)
 
 
+def pixel_rows(maps: Tensor, index: Tensor) -> Tensor:
+    """The rows of pixels ``index`` of (B, D, h, w) ``maps``: (M, D), the
+    entries of ``maps.permute(0, 2, 3, 1).reshape(-1, D)[index]``, without a
+    copy of the whole map in either memory layout.
+
+    Args:
+        maps (Tensor): (B, D, h, w).
+        index (Tensor): (M,) int64 flat pixel indices, in (b, y, x) order.
+    """
+    hw = maps.shape[2] * maps.shape[3]
+    return maps.flatten(2)[index // hw, :, index % hw]
+
+
+def embed_rows(features: Tensor, index: Tensor, ln_weight: Tensor, ln_bias: Tensor,
+               ln_eps: float = 1e-5) -> Tensor:
+    """:func:`embed` of pixels ``index`` only: (B, D, h, w) features -> (M, D)
+    unit embeddings (what the training step recomputes rather than keep the
+    whole embedding map, issue 23)."""
+    x = F.layer_norm(pixel_rows(features, index), ln_weight.shape, ln_weight, ln_bias, ln_eps)
+    return F.normalize(x, p=2, dim=-1)
+
+
+class EmbeddingSource(NamedTuple):
+    """Where a training step reads pixels' unit embeddings from, by row.
+
+    ``maps`` (B, D, h, w) are the unit embeddings themselves (``norm`` None),
+    or the features they were computed from, with ``norm`` the LayerNorm's
+    (weight, bias, eps): their rows are then embedded again on demand
+    (:func:`embed_rows`), so that no whole embedding map outlives the
+    forward (issue 23)."""
+    maps: Tensor
+    norm: Optional[Tuple[Tensor, Tensor, float]] = None
+
+    def rows(self, index: Tensor) -> Tensor:
+        """(M,) flat pixel indices -> (M, D) unit embeddings."""
+        if self.norm is None:
+            return pixel_rows(self.maps, index)
+        return embed_rows(self.maps, index, *self.norm)
+
+    def detach(self) -> 'EmbeddingSource':
+        norm = None if self.norm is None else (self.norm[0].detach(), self.norm[1].detach(),
+                                               self.norm[2])
+        return EmbeddingSource(self.maps.detach(), norm)
+
+
 def subcentroid_scores(embeddings: Tensor, sub_centroids: Tensor) -> Tensor:
     """Cosine similarity of every pixel to every sub-centroid.
 
@@ -71,7 +116,8 @@ def subcentroid_scores(embeddings: Tensor, sub_centroids: Tensor) -> Tensor:
     """
     num_classes, k, d = sub_centroids.shape
     weight = sub_centroids.reshape(num_classes * k, d, 1, 1)
-    return F.conv2d(embeddings, weight.to(embeddings.dtype))
+    # its backward keeps the sub-centroids, not the embeddings (lean_grad)
+    return score_conv(embeddings, weight)
 
 
 def class_scores(sub_scores: Tensor, num_classes: int,

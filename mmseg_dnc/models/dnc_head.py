@@ -43,10 +43,13 @@ from .projection import build_projection
 
 class Classified(NamedTuple):
     """What one ``cls_seg`` call computed."""
-    embeddings: Tensor  # (B, D, h, w) unit embeddings
+    # (B, D, h, w) unit embeddings; None in the training step's lean path,
+    # which keeps `source` instead (``DNCDecodeHead.classified``)
+    embeddings: Optional[Tensor]
     sub_scores: Tensor  # (B, C*K, h, w) cosine to every sub-centroid
     logits: Tensor  # (B, C, h, w) class logits
     sub_centroids: Tensor  # (C, K, D) what was scored against (a copy while training)
+    source: dnc_core.EmbeddingSource  # the embeddings by row, or what they come from
 
 
 def dnc_class_for(decoder_cls: type) -> type:
@@ -98,6 +101,8 @@ class DNCDecodeHead(BaseDecodeHead):
 
     # the cls_seg calls recorded while classified() listens; None otherwise
     _classified = None
+    # whether those records keep the embedding map (classified()'s argument)
+    _keep_embeddings = True
 
     def __new__(cls, *args, decoder=None, **kwargs):
         if cls is DNCDecodeHead:
@@ -217,17 +222,28 @@ class DNCDecodeHead(BaseDecodeHead):
     # ---------------------------------------------------------------- forward
     def embed(self, feat: Tensor) -> Tensor:
         """(B, channels, h, w) decoder features -> (B, D, h, w) unit embeddings."""
+        return self._normalise(self._embedding_input(feat))
+
+    def _embedding_input(self, feat: Tensor) -> Tensor:
+        """The decoder's features after dropout and the projection: what the
+        embedding normalises, (B, D, h, w)."""
         if self.dropout is not None:
             feat = self.dropout(feat)
         if self.projection is not None:
             feat = self.projection(feat)
-        norm = (self.feature_norm.weight, self.feature_norm.bias, self.feature_norm.eps)
+        return feat
+
+    def _norm(self) -> Tuple[Tensor, Tensor, float]:
+        return self.feature_norm.weight, self.feature_norm.bias, self.feature_norm.eps
+
+    def _normalise(self, feat: Tensor) -> Tensor:
+        """``dnc_core.embed`` with the head's LayerNorm."""
         if lean_grad.lean(feat):
             # recomputed in the backward: keeps `feat` (which the 1x1 conv
             # keeps too), not the normalised map between (issue 23)
-            return checkpoint(dnc_core.embed, lean_grad.contiguous_grad(feat), *norm,
+            return checkpoint(dnc_core.embed, lean_grad.contiguous_grad(feat), *self._norm(),
                               use_reentrant=False, preserve_rng_state=False)
-        return dnc_core.embed(feat, *norm)
+        return dnc_core.embed(feat, *self._norm())
 
     def logits_from_scores(self, sub_scores: Tensor,
                            memory_format=torch.contiguous_format) -> Tensor:
@@ -264,29 +280,50 @@ class DNCDecodeHead(BaseDecodeHead):
             # a copy: backward needs the scores' weights as they were before
             # the in-place update of the training step
             sub_centroids = sub_centroids.clone()
-        embeddings = self.embed(feat)
+        embedding_input = self._embedding_input(feat)
+        embeddings = self._normalise(embedding_input)
         sub_scores = dnc_core.subcentroid_scores(embeddings, sub_centroids)
+        source = None
+        if self._classified is not None:
+            if self._keep_embeddings or not lean_grad.lean(embedding_input):
+                source = dnc_core.EmbeddingSource(embeddings)
+            else:
+                # the features the embedding normalised, which its backward
+                # keeps anyway; the (B, D, h, w) embeddings are freed here,
+                # before the max over K (issue 23)
+                source = dnc_core.EmbeddingSource(embedding_input, self._norm())
+                embeddings = None
         # channels-last features (ChannelsLastSegDataPreProcessor) get
         # channels-last logits, as the 1x1 conv would give them
         layout = torch.channels_last if feat.is_contiguous(
             memory_format=torch.channels_last) and not feat.is_contiguous() \
             else torch.contiguous_format
         logits = self.logits_from_scores(sub_scores, layout)
-        if self._classified is not None:
+        if source is not None:
             self._classified.append(Classified(embeddings, sub_scores, logits,
-                                                sub_centroids))
+                                                sub_centroids, source))
         return logits
 
     @contextmanager
-    def classified(self) -> Iterator[List['Classified']]:
-        """Within the block, each ``cls_seg`` call appends its :class:`Classified`."""
+    def classified(self, keep_embeddings: bool = True) -> Iterator[List['Classified']]:
+        """Within the block, each ``cls_seg`` call appends its :class:`Classified`.
+
+        Args:
+            keep_embeddings (bool): False: on the lean training path the
+                records hold the features rather than the (B, D, h, w) unit
+                embeddings (``embeddings`` None; ``source`` re-embeds the rows
+                a step reads), so the map is freed once scored, before the
+                max over K and the decoder's loss, where a training step's
+                memory peaks (issue 23).
+        """
         if self._classified is not None:
             raise RuntimeError(f'{type(self).__name__}.classified() does not nest.')
-        self._classified = calls = []
+        calls = []
+        self._classified, self._keep_embeddings = calls, keep_embeddings
         try:
             yield calls
         finally:
-            self._classified = None
+            self._classified, self._keep_embeddings = None, True
 
     def classify(self, inputs, *args) -> 'Classified':
         """The decoder's forward on ``inputs`` (and ``prev_output`` for a
@@ -329,21 +366,22 @@ class DNCDecodeHead(BaseDecodeHead):
         # BaseDecodeHead's: PIDHead's own also stacks the edge maps
         seg_label = BaseDecodeHead._stack_batch_gt(self, samples)
         check_label_range(seg_label, self.num_classes, self.ignore_index, samples)
-        with self.classified() as calls:
+        with self.classified(keep_embeddings=False) as calls:
             losses = decoder_loss(*args, **kwargs)
         out = self._one_call(calls, 'training step')
-        losses.update(self.learn_subcentroids(out.embeddings, out.sub_scores, out.logits,
+        losses.update(self.learn_subcentroids(out.source, out.sub_scores, out.logits,
                                               seg_label, out.sub_centroids))
         return losses
 
-    def learn_subcentroids(self, embeddings: Tensor, sub_scores: Tensor,
-                           seg_logits: Tensor, seg_label: Tensor,
+    def learn_subcentroids(self, embeddings: Union[Tensor, dnc_core.EmbeddingSource],
+                           sub_scores: Tensor, seg_logits: Tensor, seg_label: Tensor,
                            scored_against: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Assign labelled pixels to sub-centroids, update them (in place),
         and return the PPC and PPD losses (learning_step.py).
 
         Args:
-            embeddings (Tensor): (B, D, h, w) unit embeddings.
+            embeddings (Tensor | dnc_core.EmbeddingSource): (B, D, h, w) unit
+                embeddings, or (``Classified.source``) what they come from.
             sub_scores (Tensor): (B, C*K, h, w) their sub-centroid scores.
             seg_logits (Tensor): (B, C, h, w) class logits.
             seg_label (Tensor): (B, 1, H, W) ground truth at input size,

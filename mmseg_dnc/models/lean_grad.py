@@ -1,4 +1,4 @@
-"""Memory-lean gradients of the two C*K-wide training operations (issue 23).
+"""Memory-lean gradients of the head's training operations (issue 23).
 
 Shape legend as in ``dnc_core``: B batch, C classes, K sub-centroids per class,
 D embedding width, h, w feature-map size, M labelled pixels.
@@ -15,12 +15,19 @@ C-wide one:
   (M, C*K) copy of them and saves its log-softmax. :class:`PPCCrossEntropy`
   reads the rows from the scores a chunk at a time, saves only indices, and
   recomputes the rows in the backward, a chunk at a time, from the
-  embeddings and sub-centroids (which the score convolution keeps for its
-  own backward anyway).
+  sub-centroids and the pixels' embeddings, themselves recomputed from the
+  decoder's features (``dnc_core.EmbeddingSource``).
 
-Both give the gradients plain autograd gives: ``MaxOverK`` bit for bit, ties
-split evenly as ``amax`` splits them; ``PPCCrossEntropy`` to float rounding
-(the recomputed scores are a matmul, the forward's a convolution).
+And one D-wide map: the score convolution keeps its input, the (B, D, h, w)
+unit embeddings, though its backward needs only the sub-centroids (buffers:
+no gradient). :class:`ScoreConv` keeps the (C*K, D) weight alone, so the
+head holds the decoder's features (which the 1x1 conv holds too) and no
+embedding map (the embedding itself is recomputed in the backward).
+
+All give the gradients plain autograd gives: ``MaxOverK`` bit for bit, ties
+split evenly as ``amax`` splits them; ``PPCCrossEntropy`` and ``ScoreConv``
+to float rounding (the recomputed scores are a matmul, the forward's a
+convolution; the transposed convolution sums in its own order).
 :func:`contiguous_grad` is for speed, not memory: it hands the decoder its
 features' gradient in their own layout, not the channels-last one the
 embedding makes. Tests: tests/test_lean_grad.py.
@@ -102,6 +109,35 @@ def max_over_k(scores: Tensor) -> Tensor:
     return scores.amax(dim=-1)
 
 
+class ScoreConv(torch.autograd.Function):
+    """``F.conv2d(embeddings, weight)`` for a 1x1 ``weight`` that needs no
+    gradient, saving only ``weight``: the gradient of the embeddings is the
+    1x1 convolution of the scores' gradient with the transposed weight."""
+
+    @staticmethod
+    def forward(ctx, embeddings: Tensor, weight: Tensor) -> Tensor:
+        ctx.input_dtype = embeddings.dtype
+        ctx.save_for_backward(weight)
+        # under autocast, as the plain convolution: both in the autocast dtype
+        return F.conv2d(embeddings, weight.to(embeddings.dtype))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        weight, = ctx.saved_tensors
+        grad_in = F.conv2d(grad, weight.to(grad.dtype).transpose(0, 1))
+        return grad_in.to(ctx.input_dtype), None
+
+
+def score_conv(embeddings: Tensor, weight: Tensor) -> Tensor:
+    """The head's score convolution, (B, D, h, w) x (C*K, D, 1, 1) -> (B, C*K,
+    h, w), keeping the (C*K, D) weight rather than the embeddings for the
+    backward when only the embeddings need a gradient (the sub-centroids are
+    buffers)."""
+    if lean(embeddings) and not weight.requires_grad:
+        return ScoreConv.apply(embeddings, weight)
+    return F.conv2d(embeddings, weight.to(embeddings.dtype))
+
+
 class ContiguousGrad(torch.autograd.Function):
     """The identity, whose backward hands on a contiguous gradient.
 
@@ -140,11 +176,12 @@ def _chunks(m: int, width: int):
 class PPCCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``scores[index] / temperature`` against
     ``target``, a chunk of rows at a time; the backward recomputes the rows
-    as ``embeddings[index] @ weights.T`` rather than keeping their softmax."""
+    as ``source.rows(index) @ weights.T`` (``dnc_core.EmbeddingSource``)
+    rather than keeping their softmax."""
 
     @staticmethod
     def forward(ctx, scores: Tensor, index: Tensor, target: Tensor, temperature: float,
-                embeddings: Tensor, weights: Tensor, slot_mask: Optional[Tensor]) -> Tensor:
+                source, weights: Tensor, slot_mask: Optional[Tensor]) -> Tensor:
         total = scores.new_zeros((), dtype=torch.float32)
         with torch.autocast(device_type=scores.device.type, enabled=False):
             for part in _chunks(index.numel(), scores.shape[1]):
@@ -153,12 +190,19 @@ class PPCCrossEntropy(torch.autograd.Function):
                 total += (torch.logsumexp(rows, dim=1) - picked).sum()
         ctx.temperature = temperature
         ctx.scores_shape, ctx.scores_dtype = scores.shape, scores.dtype
-        ctx.save_for_backward(index, target, embeddings, weights, slot_mask)
+        # the source's tensors as saved tensors (hooks and version checks see
+        # them); its type and eps as they are
+        norm = source.norm if source.norm is not None else (None, None, None)
+        ctx.source_type, ctx.eps = type(source), norm[2]
+        ctx.save_for_backward(index, target, source.maps, norm[0], norm[1], weights,
+                              slot_mask)
         return total / index.numel()
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        index, target, embeddings, weights, slot_mask = ctx.saved_tensors
+        index, target, maps, norm_weight, norm_bias, weights, slot_mask = ctx.saved_tensors
+        source = ctx.source_type(maps, None if norm_weight is None else
+                                 (norm_weight, norm_bias, ctx.eps))
         dtype = ctx.scores_dtype
         grad_scores = torch.zeros(ctx.scores_shape, dtype=dtype, device=grad.device)
         scale = grad.float() / (index.numel() * ctx.temperature)
@@ -166,7 +210,7 @@ class PPCCrossEntropy(torch.autograd.Function):
         with torch.autocast(device_type=grad.device.type, enabled=False):
             for part in _chunks(index.numel(), weights.shape[0]):
                 pixels = index[part]
-                rows = _masked(embeddings[pixels].to(dtype) @ weights_t, slot_mask)
+                rows = _masked(source.rows(pixels).to(dtype) @ weights_t, slot_mask)
                 probs = torch.softmax(rows.float() / ctx.temperature, dim=1)
                 probs[torch.arange(pixels.numel(), device=probs.device), target[part]] -= 1.0
                 grad_scores[pixels] = (probs * scale).to(dtype)
@@ -174,8 +218,7 @@ class PPCCrossEntropy(torch.autograd.Function):
 
 
 def ppc_cross_entropy(scores: Tensor, index: Tensor, target: Tensor, temperature: float,
-                      embeddings: Tensor, weights: Tensor,
-                      slot_mask: Optional[Tensor] = None) -> Tensor:
+                      source, weights: Tensor, slot_mask: Optional[Tensor] = None) -> Tensor:
     """PPC's cross-entropy over the labelled pixels' C*K scores,
     ``dnc_core.ppc_loss(scores[index], target, temperature)`` (unused slots
     at -inf), with neither the (M, C*K) rows nor their softmax kept.
@@ -184,12 +227,13 @@ def ppc_cross_entropy(scores: Tensor, index: Tensor, target: Tensor, temperature
         scores (Tensor): (N, C*K) scores of all pixels.
         index (Tensor): (M,) int64, the labelled pixels (distinct).
         target (Tensor): (M,) their sub-centroid targets.
-        embeddings (Tensor): (N, D) unit embeddings, the scores' source.
+        source (dnc_core.EmbeddingSource): the pixels' unit embeddings, the
+            scores' source, by row (the backward's).
         weights (Tensor): (C*K, D) the sub-centroids the scores used.
         slot_mask (Tensor, optional): (C*K,) bool, the used slots.
     """
     if lean(scores):
-        return PPCCrossEntropy.apply(scores, index, target, temperature, embeddings.detach(),
+        return PPCCrossEntropy.apply(scores, index, target, temperature, source.detach(),
                                      weights.detach(), slot_mask)
     with torch.autocast(device_type=scores.device.type, enabled=False):
         return F.cross_entropy(_masked(scores[index], slot_mask).float() / temperature, target)

@@ -15,7 +15,7 @@ knows mmseg.
 """
 import logging
 import math
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -104,17 +104,20 @@ def check_label_range(seg_label: Tensor, num_classes: int, ignore_index: int,
         '(ADE20K), and that the label files hold class indices (not colours).')
 
 
-def labelled_pixels(embeddings: Tensor, sub_scores: Tensor, seg_logits: Tensor,
-                    seg_label: Tensor, ignore_index: int, num_classes: int) -> LabelledPixels:
+def labelled_pixels(embeddings: Union[Tensor, dnc_core.EmbeddingSource], sub_scores: Tensor,
+                    seg_logits: Tensor, seg_label: Tensor, ignore_index: int,
+                    num_classes: int) -> LabelledPixels:
     """The step's pixels: labels resized to (h, w) (nearest), ignored ones out.
 
     Args:
-        embeddings (Tensor): (B, D, h, w) unit embeddings.
+        embeddings (Tensor | dnc_core.EmbeddingSource): (B, D, h, w) unit
+            embeddings, or the features they come from.
         sub_scores (Tensor): (B, C*K, h, w) their sub-centroid scores.
         seg_logits (Tensor): (B, C, h, w) class logits.
         seg_label (Tensor): (B, 1, H, W) ground truth, already range-checked.
     """
-    b, d, h, w = embeddings.shape
+    source = as_source(embeddings)
+    h, w = source.maps.shape[2:]
     c = num_classes
     k = sub_scores.shape[1] // c
     labels = F.interpolate(seg_label.float(), size=(h, w), mode='nearest')
@@ -124,12 +127,19 @@ def labelled_pixels(embeddings: Tensor, sub_scores: Tensor, seg_logits: Tensor,
     # a view; the losses read the labelled rows of it a chunk at a time
     scores = sub_scores.permute(0, 2, 3, 1).reshape(-1, c * k)
     with torch.no_grad():
-        x = embeddings.detach().permute(0, 2, 3, 1).reshape(-1, d)[index]
+        x = source.detach().rows(index)
         own = scores.detach().view(-1, c, k)[index, y]  # (M, K)
         # the labelled rows first: an argmax over C in place is a strided,
         # slow reduction
         correct = seg_logits.detach().permute(0, 2, 3, 1).reshape(-1, c)[index].argmax(1) == y
     return LabelledPixels(index, y, scores, x, own, correct)
+
+
+def as_source(embeddings: Union[Tensor, dnc_core.EmbeddingSource]) -> dnc_core.EmbeddingSource:
+    """``embeddings`` as an ``EmbeddingSource`` (a tensor: the unit embeddings)."""
+    if isinstance(embeddings, dnc_core.EmbeddingSource):
+        return embeddings
+    return dnc_core.EmbeddingSource(embeddings)
 
 
 def register_learning_buffers(module, per_class: Sequence[int], dim: int, seeded: bool,
@@ -290,22 +300,23 @@ def restart_dead(state: SubcentroidState, settings: LearningSettings, x: Tensor,
 
 
 def learning_losses(pixels: LabelledPixels, assignment: Tensor, sub_scores: Tensor,
-                    embeddings: Tensor, sub_centroids: Tensor, slot_mask: Optional[Tensor],
-                    ppc_weight: float, ppd_weight: float, ppc_temperature: float) -> dict:
+                    embeddings: Union[Tensor, dnc_core.EmbeddingSource], sub_centroids: Tensor,
+                    slot_mask: Optional[Tensor], ppc_weight: float, ppd_weight: float,
+                    ppc_temperature: float) -> dict:
     """PPC and PPD on the labelled pixels, each sub-centroid target ``y * K +
     assignment``; zero losses that keep the graph when nothing is labelled.
 
     PPC's backward recomputes the labelled pixels' scores from ``embeddings``
-    (B, D, h, w) and ``sub_centroids`` (C, K, D), the ones ``sub_scores``
-    came from, rather than keeping their softmax (lean_grad)."""
+    (the (B, D, h, w) unit embeddings, or an ``EmbeddingSource``) and
+    ``sub_centroids`` (C, K, D), the ones ``sub_scores`` came from, rather
+    than keeping their softmax (lean_grad)."""
     if pixels.y.numel() == 0:
         zero = sub_scores.sum() * 0.0
         return dict(loss_ppc=zero, loss_ppd=zero)
     c, k, d = sub_centroids.shape
     target = pixels.y * k + assignment
     ppc = ppc_cross_entropy(
-        pixels.scores, pixels.index, target, ppc_temperature,
-        embeddings.permute(0, 2, 3, 1).reshape(-1, d), sub_centroids.reshape(c * k, d),
-        None if slot_mask is None else slot_mask.reshape(-1))
+        pixels.scores, pixels.index, target, ppc_temperature, as_source(embeddings),
+        sub_centroids.reshape(c * k, d), None if slot_mask is None else slot_mask.reshape(-1))
     return dict(loss_ppc=ppc_weight * ppc,
                 loss_ppd=ppd_weight * dnc_core.ppd_loss(pixels.scores, target, pixels.index))
