@@ -281,7 +281,9 @@ def plot_curves(records: List[dict], path: str, lr_mult: float = None,
                          + (f' at backbone lr_mult {lr_mult:g}' if lr_mult is not None else ''))
     rates = sorted({backbone_lr_mult(r) for r in runs}, reverse=True)
     variants = [v for v in VARIANTS if any(r['variant'] == v for r in runs)]
-    colours = dict(zip(variants, plt.get_cmap('tab10').colors))
+    # tab10 has ten colours; past ten variants, tab20's twenty
+    palette = plt.get_cmap('tab10' if len(variants) <= 10 else 'tab20').colors
+    colours = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
     fig, axes = plt.subplots(1, len(rates), figsize=(6.2 * len(rates), 4.4), dpi=110,
                              sharey=True, squeeze=False)
     labelled = set()
