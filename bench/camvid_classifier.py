@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
-from camvid_probe import (IoU, append_record, camvid_split, embed,  # noqa: E402
+from camvid_probe import (IoU, append_record, camvid_split,  # noqa: E402
                           features_and_logits, fit_probe, load_run, runs_parser,
                           train_pixels)
 
@@ -93,7 +93,7 @@ def split_classifier(run_dir: str, data_root: str, pixels_per_image: int, seed: 
     class_weight = torch.tensor(cfg.model.decode_head.loss_decode.class_weight)
     x, y = train_pixels(model, cfg, pixels_per_image, seed)
     with torch.no_grad():
-        e = embed(head, x[:, :, None, None])[:, :, 0, 0]
+        e = head.embed(x[:, :, None, None])[:, :, 0, 0]
         z = normalised_class_scores(e, head.sub_centroids, head.slot_mask, head.score_norm.eps)
     scale, shift = fit_affine(z, y, head.score_norm.weight, head.score_norm.bias, class_weight)
     probe_e = fit_probe(e, y, c, class_weight)
@@ -103,7 +103,7 @@ def split_classifier(run_dir: str, data_root: str, pixels_per_image: int, seed: 
     for feat, logits, label in features_and_logits(model, camvid_split(cfg, 'val')):
         ious['head'].add(logits[0].argmax(0), label)
         with torch.no_grad():
-            emb = embed(head, feat)
+            emb = head.embed(feat)
             flat = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
             zz = normalised_class_scores(flat, head.sub_centroids, head.slot_mask,
                                          head.score_norm.eps)

@@ -39,7 +39,6 @@ from mmseg.apis import init_model  # noqa: E402
 from mmseg.registry import DATASETS  # noqa: E402
 from mmseg_dnc.demo import find_camvid  # noqa: E402
 from mmseg_dnc.engine import prepare_config  # noqa: E402
-from mmseg_dnc.models import dnc_core  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_probe.jsonl')
 
@@ -68,13 +67,6 @@ def features_and_logits(model, dataset):
             yield seen[0], logits, label
     finally:
         del head.cls_seg
-
-
-def embed(head, feat):
-    """(B, D, h, w) decoder features -> (B, D, h, w) a DNC head's unit
-    embeddings (its own LayerNorm over D, then L2 normalisation)."""
-    norm = head.feature_norm
-    return dnc_core.embed(feat, norm.weight, norm.bias, norm.eps)
 
 
 def sample_pixels(feat, label, num_classes, count, generator):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
-from camvid_probe import (IoU, camvid_split, embed, features_and_logits,  # noqa: E402
+from camvid_probe import (IoU, camvid_split, features_and_logits,  # noqa: E402
                           load_run, train_pixels)
 
 import mmseg_dnc  # noqa: E402,F401
@@ -65,7 +65,7 @@ def main():
 
     x, y = train_pixels(model, cfg, args.pixels_per_image, seed=0)
     with torch.no_grad():  # the head's own embedding of each (1x1) pixel
-        embeddings = embed(head, x[:, :, None, None])[:, :, 0, 0]
+        embeddings = head.embed(x[:, :, None, None])[:, :, 0, 0]
     trained = head.sub_centroids.clone()
     print(f'{osp.basename(osp.normpath(args.run))}: trained sub-centroids, val mIoU '
           f'{val_miou():.2f}', flush=True)

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'bench'))
 from camvid_classifier import fit_affine, normalised_class_scores  # noqa: E402
-from camvid_probe import embed  # noqa: E402
 
 from .conftest import build_model  # noqa: E402
 
@@ -20,7 +19,7 @@ def test_scores_times_the_head_s_affine_are_the_head_s_logits():
         head.score_norm.bias.copy_(torch.tensor([.1, -.2, 0., .3, -.1]))
         feat = torch.randn(2, 32, 3, 4)
         want = head.cls_seg(feat)  # (2, 5, 3, 4)
-        flat = embed(head, feat).permute(0, 2, 3, 1).reshape(-1, 32)
+        flat = head.embed(feat).permute(0, 2, 3, 1).reshape(-1, 32)
         z = normalised_class_scores(flat, head.sub_centroids, head.slot_mask)
         got = (z * head.score_norm.weight + head.score_norm.bias).view(2, 3, 4, 5)
     torch.testing.assert_close(got.permute(0, 3, 1, 2), want)
