@@ -6,7 +6,10 @@ import os
 # multi-threaded OpenMP region is not safe
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
+import copy  # noqa: E402
 import ctypes  # noqa: E402
+import functools  # noqa: E402
+import gc  # noqa: E402
 import logging  # noqa: E402
 import os.path as osp
 import runpy
@@ -54,8 +57,9 @@ def config_with_hooks(tmp_path, *hooks: str) -> str:
         """))
     return str(path)
 
-# mmseg's base model configs, shrunk for a 2-core CPU: ResNet-18 instead of 50
-# (stage widths 64..512), Swin with embed_dims 32 and one block per stage.
+# mmseg's base model configs, shrunk for a 2-core CPU: ResNet-18 instead of 50 at
+# a quarter of its width (stages 16..128 channels), Swin with embed_dims 16 and
+# one block per stage.
 BASE_MODELS = {
     'FCNHead': 'mmseg::_base_/models/fcn_r50-d8.py',
     'ASPPHead': 'mmseg::_base_/models/deeplabv3_r50-d8.py',
@@ -63,10 +67,16 @@ BASE_MODELS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _base_model(decoder: str):
+    # get_config reads mmseg's 52 metafiles on every call: once per decoder
+    return get_config(BASE_MODELS[decoder]).model
+
+
 def tiny_model_cfg(decoder: str, num_classes: int = 5, dnc: bool = True,
                    **dnc_keys):
     """mmseg's base model for ``decoder``, shrunk, with the head swapped to DNC."""
-    model = get_config(BASE_MODELS[decoder]).model
+    model = copy.deepcopy(_base_model(decoder))
     replace_sync_bn(model)
     model.pretrained = None
     model.data_preprocessor.size_divisor = 32
@@ -76,9 +86,9 @@ def tiny_model_cfg(decoder: str, num_classes: int = 5, dnc: bool = True,
         model.decode_head.update(in_channels=[16, 32, 64, 128], channels=32)
         model.auxiliary_head.update(in_channels=64, channels=16)
     else:
-        model.backbone.update(depth=18, init_cfg=None)
-        model.decode_head.update(in_channels=512, channels=32)
-        model.auxiliary_head.update(in_channels=256, channels=16)
+        model.backbone.update(depth=18, stem_channels=16, base_channels=16, init_cfg=None)
+        model.decode_head.update(in_channels=128, channels=32)
+        model.auxiliary_head.update(in_channels=64, channels=16)
     model.decode_head.num_classes = model.auxiliary_head.num_classes = num_classes
     if dnc:
         model.decode_head.update(type='DNCDecodeHead', decoder=decoder, **dnc_keys)
@@ -163,7 +173,12 @@ def run_tool(tool, *args, check=True) -> subprocess.CompletedProcess:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         sys.stdout.flush()
         sys.stderr.flush()
+        # the child's garbage collector leaves this process's objects alone (it
+        # would otherwise touch, and so copy, every page of their heap)
+        gc.freeze()
         pid = os.fork()
+        if pid:
+            gc.unfreeze()
         if pid == 0:  # the child: never returns into pytest
             code = 1
             try:

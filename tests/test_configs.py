@@ -101,20 +101,28 @@ def test_config_builds_offline(path):
                                         cfg.model.decode_head.channels)
 
 
-# the tool runs on smaller backbones of the same type (what they test is the
-# config and tool path; the full builds are tested above)
-RESNET_18 = ['model.backbone.depth=18', 'model.decode_head.in_channels=512',
-             'model.auxiliary_head.in_channels=256']
+# the tool runs on smaller models of the same types (what they test is the config
+# and tool path; the full builds are tested above): backbones of a few narrow
+# layers, heads 64 channels wide
+HEADS_64 = ['model.decode_head.channels=64']
+RESNET_18 = ['model.backbone.depth=18', 'model.backbone.stem_channels=16',
+             'model.backbone.base_channels=16', 'model.decode_head.in_channels=128',
+             'model.auxiliary_head.in_channels=64', 'model.auxiliary_head.channels=64',
+             *HEADS_64]
 SWIN_TINY = ['model.backbone.embed_dims=32', 'model.backbone.depths=[1,1,1,1]',
              'model.backbone.num_heads=[1,2,4,8]', 'model.decode_head.in_channels=[32,64,128,256]',
-             'model.auxiliary_head.in_channels=128']
+             'model.auxiliary_head.in_channels=128', 'model.auxiliary_head.channels=64',
+             *HEADS_64]
 SHRINK = {
     **{f'{model}_r101_{data}.py': RESNET_18 for model in ('fcn', 'deeplabv3')
        for data in ('ade20k', 'cityscapes')},
     **{f'upernet_swin-b_{data}.py': SWIN_TINY for data in ('ade20k', 'cityscapes')},
-    **{f'deeplabv3plus_r101_{data}.py': RESNET_18 + ['model.decode_head.c1_in_channels=64']
+    **{f'deeplabv3plus_r101_{data}.py': RESNET_18 + ['model.decode_head.c1_in_channels=16']
        for data in ('ade20k', 'cityscapes')},
-    **{f'segformer_mit-b5_{data}.py': ['model.backbone.num_layers=[1,1,1,1]']
+    **{f'segformer_mit-b5_{data}.py': ['model.backbone.num_layers=[1,1,1,1]',
+                                       'model.backbone.embed_dims=32',
+                                       'model.decode_head.in_channels=[32,64,160,256]',
+                                       *HEADS_64]
        for data in ('ade20k', 'cityscapes')},
 }
 
@@ -174,8 +182,8 @@ def test_ade20k_checkpoint_transfers_to_cityscapes(tmp_path):
                     *real_sample_options(cityscapes), f'load_from={ckpt}',
                     'optim_wrapper.optimizer.lr=0', 'param_scheduler.0.eta_min=0')
     log = proc.stdout + proc.stderr
-    assert ("decode_head: the checkpoint's sub-centroids are (150, 10, 512) (classes, K, "
-            "channels), this model's (19, 10, 512); sub_centroids, subcentroid_seeded, "
+    assert ("decode_head: the checkpoint's sub-centroids are (150, 10, 64) (classes, K, "
+            "channels), this model's (19, 10, 64); sub_centroids, subcentroid_seeded, "
             'score_norm.weight, score_norm.bias are re-initialised') in log
     mismatches = re.findall(r'size mismatch for (\S+):', log)
     assert sorted(mismatches) == ['auxiliary_head.conv_seg.bias', 'auxiliary_head.conv_seg.weight']
@@ -187,4 +195,4 @@ def test_ade20k_checkpoint_transfers_to_cityscapes(tmp_path):
     loaded = [k for k in weights if torch.equal(target[k], source.get(k, torch.empty(0)))]
     assert sorted(set(weights) - set(loaded)) == ['auxiliary_head.conv_seg.weight',
                                                   'decode_head.score_norm.weight']
-    assert target['decode_head.sub_centroids'].shape == (19, 10, 512)
+    assert target['decode_head.sub_centroids'].shape == (19, 10, 64)

@@ -57,7 +57,9 @@ def worker(rank, world_size, port, out_dir):
 
 
 def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
-    mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    # forked: a spawned rank would import torch, mmseg and this module again (seconds)
+    mp.start_processes(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method='fork')
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     assignment, new = step(*global_batch())
     assert torch.equal(ranks[0]['sub_centroids'], ranks[1]['sub_centroids'])

@@ -125,8 +125,12 @@ def test_per_class_k_and_memory():
     log = train_step(model, make_batch(random_labels()))
     assert torch.isfinite(log['loss'])
     assert (head.memory_filled == 16).all()  # ~25 labelled pixels per class at 8x8
-    train_step(model, make_batch(random_labels(seed=1), seed=1))  # Sinkhorn with memory
-    assert 'decode_head.memory' in model.state_dict()
+    memory = head.memory.clone()
+    log = train_step(model, make_batch(random_labels(seed=1), seed=1))  # Sinkhorn with memory
+    assert torch.isfinite(log['loss']) and torch.isfinite(head.memory).all()
+    # the queue moved on: new embeddings replaced old ones, in every class
+    assert all(not torch.equal(memory[c], head.memory[c]) for c in range(C))
+    assert torch.equal(model.state_dict()['decode_head.memory'], head.memory)
 
 
 def test_init_weights_and_copies():
@@ -262,7 +266,7 @@ def test_options_train(keys):
 def test_half_precision_inference_matches_float():
     model = build_model('FCNHead', C)
     head = model.decode_head.eval()
-    x = torch.randn(2, 512, 8, 8)
+    x = torch.randn(2, head.in_channels, 8, 8)
     with torch.no_grad():  # the base config's FCNHead reads in_index=3
         full = head([None, None, None, x])
         half = copy.deepcopy(head).to(torch.bfloat16)([None, None, None, x.bfloat16()])

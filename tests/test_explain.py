@@ -186,7 +186,8 @@ def test_gallery_marks_border_sub_centroids(model_and_case_base, tmp_path):
     old = {key: value for key, value in case_base.items()
            if key not in ('border', 'border_flagged')}
     assert not any('border' in label for label in gallery_row_labels(old, c, share))
-    class_gallery(old, c, share, str(tmp_path / 'old.png'))
+    path = class_gallery(old, c, share, str(tmp_path / 'old.png'))
+    assert np.asarray(Image.open(path).convert('L')).std() > 10
 
 
 def test_nearest_embedding_is_a_real_unit_pixel(model_and_case_base):
@@ -244,7 +245,8 @@ def test_gallery_and_heatmap_with_k_per_class(model_and_case_base, tmp_path):
     assert [label.split('\n')[0] for label in gallery_row_labels(limited, 0, share)] == \
         [f'k={k}' for k in range(7)]
     assert len(gallery_row_labels(limited, 1, share)) == 4
-    class_gallery(limited, 1, share, str(tmp_path / 'gallery.png'))
+    path = class_gallery(limited, 1, share, str(tmp_path / 'gallery.png'))
+    assert np.asarray(Image.open(path).convert('L')).std() > 10
     path = similarity_heatmap(F.normalize(torch.randn(11, 10, 4), dim=-1), case_base['classes'],
                               str(tmp_path / 'similarity.png'), active)
     assert np.asarray(Image.open(path).convert('L')).std() > 10

@@ -300,7 +300,9 @@ def _worker(rank, world_size, port, out_dir):
 
 
 def test_two_ranks_agree_with_one_process(tmp_path):
-    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    # forked: a spawned rank would import torch, mmseg and this module again (seconds)
+    mp.start_processes(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method='fork')
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     x, y = pixels([6, 6, 6], seed=3)
     correct = torch.arange(len(y)) % 3 == 0

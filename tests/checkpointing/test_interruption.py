@@ -6,9 +6,8 @@ import errno
 import os
 import os.path as osp
 import re
+import resource
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -115,13 +114,36 @@ def test_killed_while_saving_a_new_best_keeps_the_previous_best(tmp_path):
     assert 'best_mIoU_iter_2.pth is removed' in proc.stdout + proc.stderr
 
 
-KILL_WHILE_WRITING = """
-import resource, signal, sys
-from mmseg_dnc.checkpointing import atomic_write
-signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
-atomic_write(sys.argv[1], b'new' * (1 << 20))
-"""
+def in_a_child(fn, *args):
+    """``fn(*args)`` in a forked child (a fresh interpreter would import torch
+    again): its exit status (-N: killed by signal N) and what it wrote to fd 1."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read)
+            fn(write, *args)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as out:
+        text = out.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), text
+
+
+def write_past_the_file_size_limit(out, path, kill):
+    """atomic_write of 3 MiB under a 64 KiB file size limit: with ``kill``, the
+    process dies of SIGXFSZ midway, as a killed run would; without, write()
+    fails (EFBIG), as on a full disk (Python ignores SIGXFSZ)."""
+    if kill:
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
+    try:
+        atomic_write(path, b'new' * (1 << 20))
+    except OSError as error:
+        os.write(out, f'{type(error).__name__} {error.errno}'.encode())
 
 
 def test_atomic_write_killed_midway_keeps_the_old_file(tmp_path):
@@ -129,8 +151,8 @@ def test_atomic_write_killed_midway_keeps_the_old_file(tmp_path):
     good = {'state_dict': {'w': torch.arange(6.0)}}
     torch.save(good, target)
     before = target.read_bytes()
-    proc = subprocess.run([sys.executable, '-c', KILL_WHILE_WRITING, str(target)])
-    assert proc.returncode == -signal.SIGXFSZ
+    status, _ = in_a_child(write_past_the_file_size_limit, str(target), True)
+    assert status == -signal.SIGXFSZ
     assert target.read_bytes() == before
     assert torch.equal(load_state(str(target))['state_dict']['w'], torch.arange(6.0))
     # written whole, the new content replaces the old; a cut file is reported as such
@@ -156,23 +178,11 @@ def test_resume_into_a_changed_model_is_refused(trained, tmp_path):
     assert not any(f.endswith('.pth') for f in os.listdir(resumed))
 
 
-DISK_FULL = """
-import resource, sys
-from mmseg_dnc.checkpointing import atomic_write
-resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
-try:
-    atomic_write(sys.argv[1], b'new' * (1 << 20))
-except OSError as error:
-    print(type(error).__name__, error.errno)
-"""
-
-
 def test_a_full_disk_fails_the_write_and_keeps_the_old_file(tmp_path):
     # Python ignores SIGXFSZ, so past the limit write() fails (EFBIG), as on a full disk
     target = tmp_path / 'iter_8.pth'
     target.write_bytes(b'old checkpoint')
-    proc = subprocess.run([sys.executable, '-c', DISK_FULL, str(target)],
-                          capture_output=True, text=True)
-    assert proc.stdout.split() == ['OSError', str(errno.EFBIG)], proc.stderr
+    status, out = in_a_child(write_past_the_file_size_limit, str(target), False)
+    assert (status, out.split()) == (0, ['OSError', str(errno.EFBIG)])
     assert target.read_bytes() == b'old checkpoint'
     assert os.listdir(tmp_path) == ['iter_8.pth']  # the partial file was removed
