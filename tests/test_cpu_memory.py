@@ -1,6 +1,7 @@
 """On a CPU the tools make glibc's malloc keep the memory a step frees for the
 next step (mmseg_dnc.utils.cpu.keep_freed_memory): blocks of a training step's
 sizes, freed and asked for again, take no fresh pages from the kernel."""
+import os
 import platform
 import subprocess
 import sys
@@ -34,7 +35,7 @@ second_round_faults([(i * 7919) % 15 + 16 for i in range(10)])
 @pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason="glibc's malloc only")
 def test_freed_memory_is_kept_for_the_next_step():
     proc = subprocess.run([sys.executable, '-c', ROUNDS], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True, env=dict(os.environ, **{MALLOC_ENV: 'keep'}))
     (handed_back, pages), (kept, new_pages) = (map(int, line.split())
                                                for line in proc.stdout.splitlines())
     assert handed_back > pages // 2  # glibc's defaults: freed pages go back, and come again
