@@ -34,7 +34,8 @@ def one_run(iters: int, skip: int, data_root: str, work_dir: str) -> dict:
     from mmseg_dnc.engine import prepare_config
 
     class Steps(Hook):
-        rows = []
+        def __init__(self):
+            self.rows = []  # (wall s, minor faults, kernel CPU s) of each step
 
         def before_train_iter(self, runner, batch_idx, data_batch=None):
             self.start = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
