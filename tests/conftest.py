@@ -34,6 +34,49 @@ from mmseg_dnc.utils import replace_sync_bn
 
 register_all_modules(init_default_scope=True)  # as mmseg's tools do
 
+
+def _done_once_for_every_child() -> None:
+    """What each tool run would otherwise redo, done once in this process so
+    that run_tool's forked children inherit it (the suite forks a hundred):
+    the imports a first optimizer and an ``mmseg::`` base make on the way
+    (torch._dynamo, pkg_resources), and two pure functions of inputs that do
+    not change while the suite runs, memoised for the tests only: mmengine
+    parses all of mmseg's metafiles again for each ``mmseg::`` base a config
+    names, and formats the same config text with yapf for the log, the dump and
+    every checkpoint it saves. Values are what mmengine computes; a cached
+    metafile is handed out as a copy."""
+    import pkg_resources  # noqa: F401
+    import torch._dynamo  # noqa: F401
+    from mmengine.config import config as mm_config
+    from mmengine.config import utils as mm_config_utils
+
+    load = mm_config_utils.load
+
+    @functools.lru_cache(maxsize=None)
+    def parsed(path: str, mtime: float):
+        return load(path)
+
+    def cached_load(path, *args, **kwargs):
+        if args or kwargs or not str(path).endswith('.yml'):
+            return load(path, *args, **kwargs)
+        return copy.deepcopy(parsed(str(path), os.path.getmtime(path)))
+
+    format_code, formatted = mm_config.FormatCode, {}
+
+    def cached_format_code(text, style_config=None, **kwargs):
+        if kwargs:
+            return format_code(text, style_config=style_config, **kwargs)
+        key = text, repr(style_config)
+        if key not in formatted:
+            formatted[key] = format_code(text, style_config=style_config)
+        return formatted[key]
+
+    mm_config_utils.load = cached_load
+    mm_config.FormatCode = cached_format_code
+    _base_model('FCNHead')  # reads every metafile into the cache
+
+
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # a small real sample committed with the tests (tests/data/README.md): the suite
 # needs nothing beside the clone
@@ -71,6 +114,9 @@ BASE_MODELS = {
 def _base_model(decoder: str):
     # get_config reads mmseg's 52 metafiles on every call: once per decoder
     return get_config(BASE_MODELS[decoder]).model
+
+
+_done_once_for_every_child()
 
 
 def tiny_model_cfg(decoder: str, num_classes: int = 5, dnc: bool = True,

@@ -27,11 +27,13 @@ def scalars(work_dir):
 
 
 def test_amp_on_cpu_120_steps_stay_finite(tmp_path):
-    # the tiny config's ResNet-18 is a quarter of its width: CPUs without native
-    # bfloat16 (AVX2 only) run a bfloat16 convolution about 25x slower than a
-    # float32 one, and the full width took 10 minutes there
+    # ResNet-18 at an eighth of its width (the tiny config's quarter, halved):
+    # CPUs without native bfloat16 (AVX2 only) run a bfloat16 convolution on a
+    # slow generic path, about 25x a float32 one (the full width took 10 minutes)
     proc = run_tool('train.py', TINY_CONFIG, '--amp', '--work-dir', str(tmp_path),
                     '--cfg-options', 'train_cfg.max_iters=120', 'train_cfg.val_interval=120',
+                    'model.backbone.stem_channels=8', 'model.backbone.base_channels=8',
+                    'model.decode_head.in_channels=64', 'model.auxiliary_head.in_channels=32',
                     'default_hooks.checkpoint.interval=120', 'model.decode_head.memory_size=16',
                     *TINY_DATA)
     assert 'mixed precision runs as bfloat16 autocast (CPUAmpOptimWrapper)' in proc.stdout
