@@ -11,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
+from mmseg.registry import DATASETS, MODELS
 
 from mmseg_dnc.checkpoint import load_checkpoint_file as load_state
 from mmseg_dnc.engine import CPUAmpOptimWrapper
 from mmseg_dnc.utils import adapt_to_cpu
-from .conftest import TINY_CONFIG, TINY_DATA, build_model, make_batch, run_tool
+from .conftest import CAMVID, TINY_CONFIG, TINY_DATA, build_model, make_batch, run_tool
 
 C = 5
 
@@ -116,6 +117,18 @@ def test_image_smaller_than_the_crop(tmp_path):
     state = load_state(str(tmp_path / 'run' / 'iter_4.pth'))['state_dict']
     sub = state['decode_head.sub_centroids']
     torch.testing.assert_close(sub.norm(dim=-1), torch.ones(11, 10))
+    # what the model was given: the 48x64 frame in the corner of a 96x96 batch,
+    # the image padded with 0, the labels with 255 (ignored)
+    cfg = Config.fromfile(str(config))
+    cfg.train_dataloader.dataset.data_root = CAMVID
+    sample = DATASETS.build(cfg.train_dataloader.dataset)[0]
+    batch = MODELS.build(cfg.model.data_preprocessor)(
+        dict(inputs=[sample['inputs']], data_samples=[sample['data_samples']]), training=True)
+    image, label = batch['inputs'][0], batch['data_samples'][0].gt_sem_seg.data[0]
+    assert image.shape == (3, 96, 96) and label.shape == (96, 96)
+    assert (label[48:] == 255).all() and (label[:, 64:] == 255).all()
+    assert (image[:, 48:] == 0).all() and (image[:, :, 64:] == 0).all()
+    assert (label[:48, :64] < 11).float().mean() > 0.9  # the frame's own labels
 
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf')])
