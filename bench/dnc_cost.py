@@ -96,6 +96,9 @@ def _measure(case: dict, queue):
     register_all_modules()
     torch.manual_seed(0)
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cpu':  # as the tools run on a CPU (adapt_to_cpu)
+        from mmseg_dnc.utils.cpu import keep_freed_memory
+        keep_freed_memory()
     if case['kind'] == 'pair':
         queue.put(_measure_pair(case, device))
         return
