@@ -34,6 +34,44 @@ from mmseg_dnc.utils import replace_sync_bn
 
 register_all_modules(init_default_scope=True)  # as mmseg's tools do
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# a small real sample committed with the tests (tests/data/README.md): the suite
+# needs nothing beside the clone
+TEST_DATA = osp.join(ROOT, 'tests', 'data')
+CAMVID = osp.join(TEST_DATA, 'camvid')
+
+# the CPU-sized training config that the tool tests run, on real CamVid files
+TINY_CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
+TINY_DATA = [f'{loader}.dataset.data_root={CAMVID}'
+             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def config_with_hooks(tmp_path, *hooks: str) -> str:
+    """The tiny config with ``custom_hooks`` (written as code, e.g.
+    ``"dict(type='RecordAssignmentsHook')"``) of tests/train_hooks.py."""
+    path = tmp_path / 'with_hooks.py'
+    path.write_text(textwrap.dedent(f"""\
+        _base_ = '{TINY_CONFIG}'
+        custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])
+        custom_hooks = [{', '.join(hooks)}]
+        """))
+    return str(path)
+
+# mmseg's base model configs, shrunk for a 2-core CPU: ResNet-18 instead of 50 at
+# a quarter of its width (stages 16..128 channels), Swin with embed_dims 16 and
+# one block per stage.
+BASE_MODELS = {
+    'FCNHead': 'mmseg::_base_/models/fcn_r50-d8.py',
+    'ASPPHead': 'mmseg::_base_/models/deeplabv3_r50-d8.py',
+    'UPerHead': 'mmseg::_base_/models/upernet_swin.py',
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _base_model(decoder: str):
+    # get_config parses the config (and, uncached, mmseg's 52 metafiles) on every call
+    return get_config(BASE_MODELS[decoder]).model
+
 
 def _done_once_for_every_child() -> None:
     """What each tool run would otherwise redo, done once in this process so
@@ -74,46 +112,6 @@ def _done_once_for_every_child() -> None:
     mm_config_utils.load = cached_load
     mm_config.FormatCode = cached_format_code
     _base_model('FCNHead')  # reads every metafile into the cache
-
-
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# a small real sample committed with the tests (tests/data/README.md): the suite
-# needs nothing beside the clone
-TEST_DATA = osp.join(ROOT, 'tests', 'data')
-CAMVID = osp.join(TEST_DATA, 'camvid')
-
-# the CPU-sized training config that the tool tests run, on real CamVid files
-TINY_CONFIG = osp.join(ROOT, 'tests', 'configs', 'fcn_r18_camvid_tiny.py')
-TINY_DATA = [f'{loader}.dataset.data_root={CAMVID}'
-             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-
-
-def config_with_hooks(tmp_path, *hooks: str) -> str:
-    """The tiny config with ``custom_hooks`` (written as code, e.g.
-    ``"dict(type='RecordAssignmentsHook')"``) of tests/train_hooks.py."""
-    path = tmp_path / 'with_hooks.py'
-    path.write_text(textwrap.dedent(f"""\
-        _base_ = '{TINY_CONFIG}'
-        custom_imports = dict(imports=['mmseg_dnc', 'tests.train_hooks'])
-        custom_hooks = [{', '.join(hooks)}]
-        """))
-    return str(path)
-
-# mmseg's base model configs, shrunk for a 2-core CPU: ResNet-18 instead of 50 at
-# a quarter of its width (stages 16..128 channels), Swin with embed_dims 16 and
-# one block per stage.
-BASE_MODELS = {
-    'FCNHead': 'mmseg::_base_/models/fcn_r50-d8.py',
-    'ASPPHead': 'mmseg::_base_/models/deeplabv3_r50-d8.py',
-    'UPerHead': 'mmseg::_base_/models/upernet_swin.py',
-}
-
-
-@functools.lru_cache(maxsize=None)
-def _base_model(decoder: str):
-    # get_config reads mmseg's 52 metafiles on every call: once per decoder
-    return get_config(BASE_MODELS[decoder]).model
 
 
 _done_once_for_every_child()
