@@ -22,7 +22,6 @@ import os
 import os.path as osp
 import platform
 import statistics
-import subprocess
 import sys
 from typing import Dict, List
 
@@ -30,7 +29,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from ablation_figure import paired_gaps, plot_ablation  # noqa: E402
-from camvid_accuracy import ROOT, summary, table_rows, train_and_test  # noqa: E402
+from camvid_accuracy import ROOT, head_commit, summary, table_rows, train_and_test  # noqa: E402
 from mechanisms import ALL_MECHANISMS, MECHANISMS, REFERENCE, with_reference  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
@@ -138,8 +137,7 @@ def run(name: str, seed: int, iters: int, data_root: str, work_dir: str) -> dict
         options['custom_hooks'] = what['hooks']
     options.update(schedule(iters))
     # the code the run starts with (the tree may move on while it trains)
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = head_commit()
     metrics = train_and_test(what['config'], seed, data_root,
                              osp.join(work_dir, f'{name.replace(" ", "_")}_{iters}_s{seed}'),
                              options=options, extra=subcentroid_stats)

@@ -16,6 +16,7 @@ import os
 import os.path as osp
 import platform
 import statistics
+import subprocess
 import time
 
 import numpy as np
@@ -29,6 +30,13 @@ from mmseg_dnc.demo import find_camvid
 from mmseg_dnc.engine import prepare_config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def head_commit() -> str:
+    """The project's commit (short hash) for a record: what the run starts with,
+    the tree may move on while it trains."""
+    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip()
 HEADS = {'1x1 conv': 'configs/parametric/fcn_cgnet_camvid.py',
          'DNC': 'configs/dnc/fcn_cgnet_camvid.py'}
 

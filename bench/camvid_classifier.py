@@ -26,14 +26,13 @@ One line per run goes to bench/results/camvid_classifier.jsonl.
         [--data-root DIR]
 """
 import os.path as osp
-import subprocess
 import sys
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from camvid_accuracy import ROOT  # noqa: E402
+from camvid_accuracy import ROOT, head_commit  # noqa: E402
 from camvid_probe import (IoU, append_record, camvid_split,  # noqa: E402
                           features_and_logits, fit_probe, load_run, runs_parser,
                           train_pixels)
@@ -115,8 +114,7 @@ def split_classifier(run_dir: str, data_root: str, pixels_per_image: int, seed: 
                     ('linear probe on the features', feat, probe_x)):
                 probe_logits = F.conv2d(source, weight[..., None, None], bias)
                 ious[name].add(_upsampled(probe_logits, label, head), label)
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = head_commit()
     per_class = {name: iou.per_class() for name, iou in ious.items()}
     return dict(run=osp.basename(osp.normpath(run_dir)), checkpoint=osp.basename(checkpoint),
                 train_pixels=int(y.numel()), seed=seed, commit=commit,

@@ -30,7 +30,6 @@ import os.path as osp
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from typing import Dict, List
@@ -40,7 +39,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from camvid_accuracy import ROOT, summary  # noqa: E402  (registers PerClassIoUMetric)
+from camvid_accuracy import ROOT, head_commit, summary  # noqa: E402  (registers PerClassIoUMetric)
 from mechanisms import with_reference  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
@@ -185,8 +184,7 @@ def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: 
     cfg.default_hooks.checkpoint.save_best = None
     cfg.default_hooks.checkpoint.max_keep_ckpts = 1
     cfg.randomness = dict(seed=seed)
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = head_commit()
     runner = Runner.from_cfg(cfg)
     curve = CurveHook()
     runner.register_hook(curve, priority='LOWEST')

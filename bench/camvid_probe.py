@@ -24,14 +24,13 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from camvid_accuracy import ROOT  # noqa: E402
+from camvid_accuracy import ROOT, head_commit  # noqa: E402
 from camvid_fit import run_files  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
@@ -164,8 +163,7 @@ def probe(run_dir: str, data_root: str, pixels_per_image: int, seed: int) -> dic
                                      align_corners=model.decode_head.align_corners)
         probe_iou.add(probe_logits[0].argmax(0), label)
     head, lin = head_iou.per_class(), probe_iou.per_class()
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commit = head_commit()
     return dict(run=osp.basename(osp.normpath(run_dir)), checkpoint=osp.basename(checkpoint),
                 head_type=type(model.decode_head).__name__, train_pixels=int(y.numel()),
                 seed=seed, commit=commit,

@@ -76,7 +76,8 @@ def main() -> None:
         return
     import torch
 
-    from camvid_pretrained import cpu_name  # bench/
+    from camvid_accuracy import head_commit  # bench/
+    from camvid_pretrained import cpu_name
     from mmseg_dnc.demo import find_camvid
     data_root = find_camvid(args.data_root, ROOT)
     runs = []
@@ -103,8 +104,7 @@ def main() -> None:
           f"({mean['glibc'] / mean['keep']:.2f}x)")
     if args.out:
         with open(args.out, 'w') as f:
-            commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
-                                    capture_output=True, text=True).stdout.strip()
+            commit = head_commit()
             json.dump(dict(runs=runs, iters=args.iters, skip=args.skip, commit=commit,
                            cpu=cpu_name(),
                            cpu_capability=torch.backends.cpu.get_cpu_capability(),
