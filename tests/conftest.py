@@ -19,8 +19,10 @@ import tempfile
 import textwrap
 import traceback
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from mmengine.hub import get_config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
@@ -171,6 +173,11 @@ def decoder(request):
 
 def camvid_available() -> bool:
     return osp.isdir(osp.join(CAMVID, 'train'))
+
+
+def not_blank(path) -> bool:
+    """A picture with something drawn in it (a blank PNG has a size too)."""
+    return np.asarray(Image.open(path).convert('L')).std() > 10
 
 
 def assert_same_training_state(expected: dict, actual: dict) -> None:

@@ -45,6 +45,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def two_forked_ranks(worker, out_dir) -> None:
+    """``worker(rank, 2, port, out_dir)`` in two processes, forked: a spawned
+    rank would import torch, mmseg and the test module again (seconds)."""
+    mp.start_processes(worker, args=(2, free_port(), str(out_dir)), nprocs=2, join=True,
+                       start_method='fork')
+
+
 def worker(rank, world_size, port, out_dir):
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
                             rank=rank, world_size=world_size)
@@ -57,9 +64,7 @@ def worker(rank, world_size, port, out_dir):
 
 
 def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
-    # forked: a spawned rank would import torch, mmseg and this module again (seconds)
-    mp.start_processes(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+    two_forked_ranks(worker, tmp_path)
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     assignment, new = step(*global_batch())
     assert torch.equal(ranks[0]['sub_centroids'], ranks[1]['sub_centroids'])

@@ -4,13 +4,10 @@ sub-centroid is the embedding of the pixel its provenance names, and stays
 there), resume equality, and the cross-rank choice in 2 processes."""
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
-from PIL import Image
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
@@ -21,8 +18,8 @@ from mmseg_dnc.explain.snap_hook import (META_KEY, SnapSubcentroidsHook, best_ac
 from mmseg_dnc.explain import training_set
 from mmseg_dnc.visualization.geometry import unpadded_feature_size
 from .conftest import (TINY_CONFIG, TINY_DATA, assert_same_training_state, config_with_hooks,
-                       run_tool)
-from .test_distributed import free_port
+                       not_blank, run_tool)
+from .test_distributed import two_forked_ranks
 from .test_subcentroid_learning import head, pixels, step
 
 
@@ -192,19 +189,12 @@ def _worker(rank, world_size, port, out_dir):
 
 
 def test_two_ranks_keep_the_nearest_of_both(tmp_path):
-    # forked: a spawned rank would import torch, mmseg and this module again (seconds)
-    mp.start_processes(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+    two_forked_ranks(_worker, tmp_path)
     for rank in range(2):
         out = torch.load(tmp_path / f'rank{rank}.pt')
         torch.testing.assert_close(out['score'], torch.tensor([[0.8, 0.7, 0.9]]))
         assert out['source'][0, :, 0].tolist() == [20, 10, 10]
         torch.testing.assert_close(out['embedding'][0, :, 0], torch.tensor([0.8, 0.7, 0.9]))
-
-
-def not_blank(path) -> bool:
-    """A picture with something drawn in it (a blank PNG has a size too)."""
-    return np.asarray(Image.open(path).convert('L')).std() > 10
 
 
 def test_explanation_tools_need_no_extra_pass(snapped_run, tmp_path):

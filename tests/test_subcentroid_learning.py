@@ -6,13 +6,12 @@ import os.path as osp
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from mmseg.registry import MODELS
 from mmseg_dnc.models import dnc_core
 from mmseg_dnc.models import subcentroid_learning as learning
-from .test_distributed import free_port
+from .test_distributed import two_forked_ranks
 
 S = math.sqrt(0.5)
 
@@ -300,9 +299,7 @@ def _worker(rank, world_size, port, out_dir):
 
 
 def test_two_ranks_agree_with_one_process(tmp_path):
-    # forked: a spawned rank would import torch, mmseg and this module again (seconds)
-    mp.start_processes(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method='fork')
+    two_forked_ranks(_worker, tmp_path)
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     x, y = pixels([6, 6, 6], seed=3)
     correct = torch.arange(len(y)) % 3 == 0
