@@ -16,11 +16,13 @@ rate against the decoder's; each record names the value it ran at.
 
 A finished run appends one line to ``bench/results/camvid_pretrained.jsonl``
 (committed); a recorded run is skipped. ``--table`` prints the records,
+``--per-class`` the head's default against the twin class by class,
 ``--figure PNG`` draws the learning curves.
 
     python bench/camvid_pretrained.py --variants twin 'kmeans++ start' --seeds 0 1 2 \\
         [--schedule S|L] [--split val|'drive 0006R0'] [--backbone-lr-mult X] [--data-root DIR]
     python bench/camvid_pretrained.py --table
+    python bench/camvid_pretrained.py --per-class
     python bench/camvid_pretrained.py --figure docs/camvid_pretrained_curves.png
 """
 import argparse
@@ -225,18 +227,43 @@ def same_run(a: dict, b: dict) -> bool:
             and backbone_lr_mult(a) == backbone_lr_mult(b) and options_of(a) == options_of(b))
 
 
-def paired(records: List[dict]) -> Dict[tuple, Dict[int, float]]:
-    """(schedule, split, backbone lr_mult, variant) -> {seed: mIoU - the twin's at that
-    seed, same recipe (backbone rate and other config options)}."""
+def pairs(records: List[dict]) -> Dict[tuple, Dict[int, tuple]]:
+    """(schedule, split, backbone lr_mult, variant) -> {seed: (the DNC record, the twin's
+    at that seed and recipe: backbone rate and other config options)}."""
     def recipe(r):
         return r['schedule'], r['split'], backbone_lr_mult(r), options_of(r)
-    twin = {recipe(r) + (r['seed'],): r['metrics']['mIoU'] for r in records if is_twin(r)}
-    gaps: Dict[tuple, Dict[int, float]] = {}
+    twin = {recipe(r) + (r['seed'],): r for r in records if is_twin(r)}
+    found: Dict[tuple, Dict[int, tuple]] = {}
     for r in records:
         if not is_twin(r) and recipe(r) + (r['seed'],) in twin:
-            gaps.setdefault(recipe(r)[:3] + (r['variant'],), {})[r['seed']] = \
-                r['metrics']['mIoU'] - twin[recipe(r) + (r['seed'],)]
-    return gaps
+            found.setdefault(recipe(r)[:3] + (r['variant'],), {})[r['seed']] = \
+                (r, twin[recipe(r) + (r['seed'],)])
+    return found
+
+
+def paired(records: List[dict], metric: str = 'mIoU') -> Dict[tuple, Dict[int, float]]:
+    """(schedule, split, backbone lr_mult, variant) -> {seed: ``metric`` - the twin's at
+    that seed, same recipe}."""
+    return {key: {seed: dnc['metrics'][metric] - twin['metrics'][metric]
+                  for seed, (dnc, twin) in by_seed.items()}
+            for key, by_seed in pairs(records).items()}
+
+
+def per_class_table(records: List[dict], variant_name: str = 'kmeans++ start') -> str:
+    """``variant_name`` against the twin class by class: the paired IoU difference, mean
+    over the paired seeds, for each schedule, split and backbone rate."""
+    classes = [k[len('IoU.'):] for k in records[0]['metrics'] if k.startswith('IoU.')]
+    lines = ['| schedule | scored on | backbone lr_mult | seeds | mIoU | '
+             + ' | '.join(classes) + ' |', '|---|---|---:|---|---:|' + '---:|' * len(classes)]
+    for metric in ['mIoU'] + [f'IoU.{c}' for c in classes]:
+        gaps = {key: g for key, g in paired(records, metric).items() if key[3] == variant_name}
+        for key in sorted(gaps):
+            if metric == 'mIoU':
+                lines.append([key[0], key[1], f'{key[2]:g}',
+                              ' '.join(str(s) for s in sorted(gaps[key]))])
+            row = next(line for line in lines[2:] if line[:3] == [key[0], key[1], f'{key[2]:g}'])
+            row.append(f'{statistics.mean(gaps[key].values()):+.1f}')
+    return '\n'.join(lines[:2] + ['| ' + ' | '.join(line) + ' |' for line in lines[2:]])
 
 
 def table(records: List[dict]) -> str:
@@ -320,6 +347,8 @@ def main():
     parser.add_argument('--data-root')
     parser.add_argument('--work-dir', default='work_dirs/bench_pretrained')
     parser.add_argument('--table', action='store_true', help='print the recorded table only')
+    parser.add_argument('--per-class', action='store_true',
+                        help="print the head's default against the twin, class by class, only")
     parser.add_argument('--figure', metavar='PNG', help='draw the learning curves into PNG')
     parser.add_argument('--results', help='the results file (JSON lines)')
     args = parser.parse_args()
@@ -327,6 +356,9 @@ def main():
     lr_mult = args.backbone_lr_mult
     if args.figure:
         print(plot_curves(recorded(), args.figure, lr_mult))
+        return
+    if args.per_class:
+        print(per_class_table(recorded()))
         return
     if lr_mult is None and not args.table:
         lr_mult = configured_backbone_lr_mult(args.schedule)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'bench'))
-from camvid_pretrained import paired, same_run, table  # noqa: E402
+from camvid_pretrained import paired, per_class_table, same_run, table  # noqa: E402
 
 
 def record(variant, seed, miou, **extra):
@@ -61,3 +61,19 @@ def test_a_recipe_change_pairs_with_the_twin_run_at_the_same_options():
     # options are part of what makes a run the same run
     assert not same_run(records[0], records[2])
     assert same_run(records[0], dict(records[0], options={}))
+
+
+def test_per_class_gaps_are_paired_means_over_seeds():
+    records = []
+    for seed, twin_iou, dnc_iou in [(0, (10.0, 50.0), (12.0, 44.0)),
+                                    (1, (10.0, 50.0), (11.0, 48.0))]:
+        for variant, (pole, bicyclist), miou in [('twin', twin_iou, 61.0 + seed),
+                                                 ('dnc', dnc_iou, 60.0 + 2 * seed)]:
+            r = record(variant, seed, miou, backbone_lr_mult=1.0)
+            r['metrics'].update({'IoU.Pole': pole, 'IoU.Bicyclist': bicyclist})
+            records.append(r)
+    lines = per_class_table(records, 'dnc').splitlines()
+    assert lines[0].split(' | ')[5:] == ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist |']
+    # mIoU -1.0 and +0.0; Pole +2 and +1; Bicyclist -6 and -2
+    assert lines[2] == '| S | val | 1 | 0 1 | -0.5 | +1.5 | +0.0 | +0.0 | -4.0 |'
+    assert len(lines) == 3

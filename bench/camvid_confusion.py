@@ -1,0 +1,101 @@
+"""Where a trained run's pixels of a class go: its confusion matrix on CamVid val.
+
+For each run folder (bench/camvid_pretrained.py's; its config and last
+checkpoint), the run's own head predicts val the way it is scored (logits
+upsampled to 480x360, argmax); the (C, C) counts of labelled pixels (rows: the
+label, columns: the prediction) go, one line per run, to
+bench/results/camvid_confusion.jsonl, with the mIoU they give (which should be
+the run's recorded one). The table then says, for each ``--classes`` class and
+run: the share of its pixels predicted as itself (recall), how many pixels are
+predicted as it against how many are labelled so, and which labels the wrong
+ones carry: e.g. whether DNC's lower Bicyclist IoU is missed bicyclists or
+road predicted as bicyclist.
+
+    python bench/camvid_confusion.py RUN_DIR [RUN_DIR ...] [--classes Bicyclist Car]
+        [--data-root DIR]
+    python bench/camvid_confusion.py --table [--classes ...]
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from camvid_accuracy import ROOT, head_commit  # noqa: E402
+from camvid_probe import append_record, camvid_split, features_and_logits, load_run  # noqa: E402
+
+from mmseg_dnc.demo import find_camvid  # noqa: E402
+
+RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_confusion.jsonl')
+
+
+def confusion(run_dir: str, data_root: str) -> dict:
+    """The run's (C, C) val confusion counts (rows: label, columns: prediction)."""
+    cfg, model, checkpoint = load_run(run_dir, data_root,
+                                      osp.join(ROOT, 'work_dirs', 'camvid_confusion'))
+    c = model.decode_head.num_classes
+    counts = torch.zeros(c * c, dtype=torch.int64)
+    for _, logits, label in features_and_logits(model, camvid_split(cfg, 'val')):
+        keep = label < c
+        counts += torch.bincount(label[keep] * c + logits[0].argmax(0)[keep], minlength=c * c)
+    counts = counts.view(c, c)
+    return dict(run=osp.basename(osp.normpath(run_dir)), checkpoint=osp.basename(checkpoint),
+                head_type=type(model.decode_head).__name__, commit=head_commit(),
+                classes=list(model.dataset_meta['classes']), mIoU=round(miou(counts), 2),
+                confusion=counts.tolist())
+
+
+def miou(counts: torch.Tensor) -> float:
+    """Mean IoU (%) of a (C, C) confusion matrix."""
+    counts = counts.double()
+    inter = counts.diag()
+    return float(100 * (inter / (counts.sum(0) + counts.sum(1) - inter)).mean())
+
+
+def table(records: list, classes: list, top: int = 2) -> str:
+    """Per run and class: recall, predicted pixels against labelled ones, and the
+    labels of the pixels wrongly predicted as the class (their share of its
+    predictions), most first."""
+    lines = ['| run | head | mIoU | class | recall (%) | predicted / labelled | '
+             'wrongly predicted as it, from (% of its predictions) |',
+             '|---|---|---:|---|---:|---:|---|']
+    for r in records:
+        counts = torch.tensor(r['confusion'], dtype=torch.float64)
+        for name in classes:
+            i = r['classes'].index(name)
+            column = counts[:, i].clone()
+            predicted = column.sum()
+            column[i] = -1
+            sources = ', '.join(f"{r['classes'][j]} {100 * column[j] / predicted:.1f}"
+                                for j in column.argsort(descending=True)[:top].tolist())
+            lines.append(f"| {r['run']} | {r['head_type']} | {r['mIoU']:.2f} | {name} | "
+                         f"{100 * counts[i, i] / counts[i].sum():.1f} | "
+                         f"{predicted / counts[i].sum():.2f} | {sources} |")
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('runs', nargs='*')
+    parser.add_argument('--classes', nargs='+', default=['Pole', 'Pedestrian', 'Bicyclist'])
+    parser.add_argument('--data-root')
+    parser.add_argument('--table', action='store_true', help='print the recorded table only')
+    args = parser.parse_args()
+    if not args.runs and not args.table:
+        parser.error('give run folders, or --table')
+    if args.runs:
+        data_root = find_camvid(args.data_root, ROOT)
+        for run in args.runs:
+            record = confusion(run, data_root)
+            append_record(RESULTS, record)
+            print(f"{record['run']}: mIoU {record['mIoU']:.2f}", flush=True)
+    with open(RESULTS) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    wanted = {osp.basename(osp.normpath(r)) for r in args.runs}
+    print(table([r for r in records if not wanted or r['run'] in wanted], args.classes))
+
+
+if __name__ == '__main__':
+    main()
