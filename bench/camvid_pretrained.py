@@ -241,10 +241,10 @@ def pairs(records: List[dict]) -> Dict[tuple, Dict[int, tuple]]:
     return found
 
 
-def paired(records: List[dict], metric: str = 'mIoU') -> Dict[tuple, Dict[int, float]]:
-    """(schedule, split, backbone lr_mult, variant) -> {seed: ``metric`` - the twin's at
-    that seed, same recipe}."""
-    return {key: {seed: dnc['metrics'][metric] - twin['metrics'][metric]
+def paired(records: List[dict]) -> Dict[tuple, Dict[int, float]]:
+    """(schedule, split, backbone lr_mult, variant) -> {seed: mIoU - the twin's at that
+    seed, same recipe}."""
+    return {key: {seed: dnc['metrics']['mIoU'] - twin['metrics']['mIoU']
                   for seed, (dnc, twin) in by_seed.items()}
             for key, by_seed in pairs(records).items()}
 
@@ -253,17 +253,17 @@ def per_class_table(records: List[dict], variant_name: str = 'kmeans++ start') -
     """``variant_name`` against the twin class by class: the paired IoU difference, mean
     over the paired seeds, for each schedule, split and backbone rate."""
     classes = [k[len('IoU.'):] for k in records[0]['metrics'] if k.startswith('IoU.')]
+    metrics = ['mIoU'] + [f'IoU.{c}' for c in classes]
     lines = ['| schedule | scored on | backbone lr_mult | seeds | mIoU | '
              + ' | '.join(classes) + ' |', '|---|---|---:|---|---:|' + '---:|' * len(classes)]
-    for metric in ['mIoU'] + [f'IoU.{c}' for c in classes]:
-        gaps = {key: g for key, g in paired(records, metric).items() if key[3] == variant_name}
-        for key in sorted(gaps):
-            if metric == 'mIoU':
-                lines.append([key[0], key[1], f'{key[2]:g}',
-                              ' '.join(str(s) for s in sorted(gaps[key]))])
-            row = next(line for line in lines[2:] if line[:3] == [key[0], key[1], f'{key[2]:g}'])
-            row.append(f'{statistics.mean(gaps[key].values()):+.1f}')
-    return '\n'.join(lines[:2] + ['| ' + ' | '.join(line) + ' |' for line in lines[2:]])
+    found = pairs(records)
+    for key in sorted(k for k in found if k[3] == variant_name):
+        by_seed = found[key]
+        gaps = [statistics.mean(dnc['metrics'][m] - twin['metrics'][m]
+                                for dnc, twin in by_seed.values()) for m in metrics]
+        cells = [key[0], key[1], f'{key[2]:g}', ' '.join(str(s) for s in sorted(by_seed))]
+        lines.append('| ' + ' | '.join(cells + [f'{g:+.1f}' for g in gaps]) + ' |')
+    return '\n'.join(lines)
 
 
 def table(records: List[dict]) -> str:
