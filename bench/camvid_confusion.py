@@ -5,7 +5,9 @@ checkpoint), the run's own head predicts val the way it is scored (logits
 upsampled to 480x360, argmax); the (C, C) counts of labelled pixels (rows: the
 label, columns: the prediction) go, one line per run, to
 bench/results/camvid_confusion.jsonl, with the mIoU they give (which should be
-the run's recorded one). The table then says, for each ``--classes`` class and
+the run's recorded one), and per class how many of its false positives lie
+within 4 pixels of a pixel labelled as it (one cell of the head's stride-4
+grid: a boundary error) or farther. The table then says, for each ``--classes`` class and
 run: the share of its pixels predicted as itself (recall), how many pixels are
 predicted as it against how many are labelled so, and which labels the wrong
 ones carry: e.g. whether DNC's lower Bicyclist IoU is missed bicyclists or
@@ -21,6 +23,7 @@ import os.path as osp
 import sys
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT, head_commit  # noqa: E402
@@ -29,22 +32,34 @@ from camvid_probe import append_record, camvid_split, features_and_logits, load_
 from mmseg_dnc.demo import find_camvid  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_confusion.jsonl')
+NEAR = 4  # pixels at 480x360: one cell of the head's stride-4 grid
 
 
-def confusion(run_dir: str, data_root: str) -> dict:
-    """The run's (C, C) val confusion counts (rows: label, columns: prediction)."""
+def confusion(run_dir: str, data_root: str, near: int = NEAR) -> dict:
+    """The run's (C, C) val confusion counts (rows: label, columns: prediction), and
+    per class its false positives (pixels predicted as it, labelled another class)
+    within ``near`` pixels (a square) of a pixel labelled as it, and farther."""
     cfg, model, checkpoint = load_run(run_dir, data_root,
                                       osp.join(ROOT, 'work_dirs', 'camvid_confusion'))
     c = model.decode_head.num_classes
     counts = torch.zeros(c * c, dtype=torch.int64)
+    fp_near, fp_far = torch.zeros(c, dtype=torch.int64), torch.zeros(c, dtype=torch.int64)
     for _, logits, label in features_and_logits(model, camvid_split(cfg, 'val')):
         keep = label < c
-        counts += torch.bincount(label[keep] * c + logits[0].argmax(0)[keep], minlength=c * c)
+        pred = logits[0].argmax(0)
+        counts += torch.bincount(label[keep] * c + pred[keep], minlength=c * c)
+        for i in range(c):
+            wrong = (pred == i) & keep & (label != i)
+            close = F.max_pool2d((label == i)[None, None].float(), 2 * near + 1, stride=1,
+                                 padding=near)[0, 0] > 0
+            fp_near[i] += (wrong & close).sum()
+            fp_far[i] += (wrong & ~close).sum()
     counts = counts.view(c, c)
     return dict(run=osp.basename(osp.normpath(run_dir)), checkpoint=osp.basename(checkpoint),
                 head_type=type(model.decode_head).__name__, commit=head_commit(),
                 classes=list(model.dataset_meta['classes']), mIoU=round(miou(counts), 2),
-                confusion=counts.tolist())
+                confusion=counts.tolist(), near=near, false_positives_near=fp_near.tolist(),
+                false_positives_far=fp_far.tolist())
 
 
 def miou(counts: torch.Tensor) -> float:
@@ -54,13 +69,21 @@ def miou(counts: torch.Tensor) -> float:
     return float(100 * (inter / (counts.sum(0) + counts.sum(1) - inter)).mean())
 
 
+def close_share(record: dict, i: int) -> str:
+    """The share (%) of class ``i``'s false positives near a pixel labelled ``i``."""
+    if 'false_positives_near' not in record:
+        return ''
+    close, far = record['false_positives_near'][i], record['false_positives_far'][i]
+    return f'{100 * close / max(close + far, 1):.1f}'
+
+
 def table(records: list, classes: list, top: int = 2) -> str:
     """Per run and class: recall, predicted pixels against labelled ones, and the
     labels of the pixels wrongly predicted as the class (their share of its
     predictions), most first."""
     lines = ['| run | head | mIoU | class | recall (%) | predicted / labelled | '
-             'wrongly predicted as it, from (% of its predictions) |',
-             '|---|---|---:|---|---:|---:|---|']
+             'wrongly predicted as it, from (% of its predictions) | of those, within '
+             f'{NEAR} px of it (%) |', '|---|---|---:|---|---:|---:|---|---:|']
     for r in records:
         counts = torch.tensor(r['confusion'], dtype=torch.float64)
         for name in classes:
@@ -72,7 +95,7 @@ def table(records: list, classes: list, top: int = 2) -> str:
                                 for j in column.argsort(descending=True)[:top].tolist())
             lines.append(f"| {r['run']} | {r['head_type']} | {r['mIoU']:.2f} | {name} | "
                          f"{100 * counts[i, i] / counts[i].sum():.1f} | "
-                         f"{predicted / counts[i].sum():.2f} | {sources} |")
+                         f"{predicted / counts[i].sum():.2f} | {sources} | {close_share(r, i)} |")
     return '\n'.join(lines)
 
 
