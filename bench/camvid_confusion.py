@@ -16,6 +16,7 @@ road predicted as bicyclist.
     python bench/camvid_confusion.py RUN_DIR [RUN_DIR ...] [--classes Bicyclist Car]
         [--data-root DIR]
     python bench/camvid_confusion.py --table [--classes ...]
+    python bench/camvid_confusion.py TWIN_RUN DNC_RUN --figure PNG [--classes Bicyclist]
 """
 import argparse
 import json
@@ -99,13 +100,71 @@ def table(records: list, classes: list, top: int = 2) -> str:
     return '\n'.join(lines)
 
 
+def stray_figure(twin_dir: str, dnc_dir: str, data_root: str, name: str, path: str) -> str:
+    """The val frame where DNC's far false positives of class ``name`` most
+    outnumber the twin's: the frame, its labels and each head's prediction, the
+    class's false positives far from it outlined in white."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from mmseg_dnc.visualization.colors import boundaries, colorize
+    runs = [load_run(d, data_root, osp.join(ROOT, 'work_dirs', 'camvid_confusion'))
+            for d in (twin_dir, dnc_dir)]
+    cfg, model = runs[0][0], runs[0][1]
+    c, i = model.decode_head.num_classes, list(model.dataset_meta['classes']).index(name)
+    dataset = camvid_split(cfg, 'val')
+    frames = []  # (extra far false positives, index, [far mask per run], [prediction per run])
+    for n, (twin_out, dnc_out) in enumerate(zip(*(features_and_logits(m, dataset)
+                                                  for _, m, _ in runs))):
+        label = twin_out[2]
+        close = F.max_pool2d((label == i)[None, None].float(), 2 * NEAR + 1, stride=1,
+                             padding=NEAR)[0, 0] > 0
+        preds = [out[1][0].argmax(0) for out in (twin_out, dnc_out)]
+        far = [(p == i) & (label < c) & (label != i) & ~close for p in preds]
+        frames.append((int(far[1].sum() - far[0].sum()), n, far, preds, label))
+    extra, n, far, preds, label = max(frames, key=lambda f: f[0])
+    palette = model.dataset_meta['palette']
+    image = dataset[n]['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # BGR -> RGB
+    panels = [image, colorize(label.numpy(), palette)]
+    for mask, pred in zip(far, preds):
+        picture = colorize(pred.numpy(), palette)
+        picture[boundaries(mask.numpy().astype(np.uint8))] = 255
+        panels.append(picture)
+    titles = ['val frame ' + osp.basename(dataset[n]['data_samples'].img_path), 'labels'] + [
+        f"{head}: {name} far false positives {int(m.sum())} px" for head, m in
+        zip(('1x1 conv (twin)', 'DNC'), far)]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    for ax, picture, title in zip(axes, panels, titles):
+        ax.imshow(picture)
+        ax.set_title(title, fontsize=9)
+        ax.axis('off')
+    fig.suptitle(f'{name} predicted more than {NEAR} px from any pixel labelled {name}, '
+                 f'outlined white ({osp.basename(osp.normpath(twin_dir))}, '
+                 f'{osp.basename(osp.normpath(dnc_dir))})', fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return f'wrote {path} (frame {n}, {extra} more far false positives for DNC)'
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('runs', nargs='*')
     parser.add_argument('--classes', nargs='+', default=['Pole', 'Pedestrian', 'Bicyclist'])
     parser.add_argument('--data-root')
     parser.add_argument('--table', action='store_true', help='print the recorded table only')
+    parser.add_argument('--figure', metavar='PNG',
+                        help="with two runs, the twin's and DNC's: draw the val frame where DNC's "
+                        "far false positives of the first --classes class most outnumber the twin's")
     args = parser.parse_args()
+    if args.figure:
+        if len(args.runs) != 2:
+            parser.error('--figure takes two runs: the twin\'s, then DNC\'s')
+        print(stray_figure(*args.runs, find_camvid(args.data_root, ROOT), args.classes[0],
+                           args.figure))
+        return
     if not args.runs and not args.table:
         parser.error('give run folders, or --table')
     if args.runs:
