@@ -16,7 +16,7 @@ road predicted as bicyclist.
     python bench/camvid_confusion.py RUN_DIR [RUN_DIR ...] [--classes Bicyclist Car]
         [--data-root DIR]
     python bench/camvid_confusion.py --table [--classes ...]
-    python bench/camvid_confusion.py TWIN_RUN DNC_RUN --figure PNG [--classes Bicyclist]
+    python bench/camvid_confusion.py TWIN_RUN DNC_RUN --figure PNG --classes Bicyclist
 """
 import argparse
 import json
@@ -36,25 +36,38 @@ RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_confusion.jsonl')
 NEAR = 4  # pixels at 480x360: one cell of the head's stride-4 grid
 
 
+def counts_of(label: torch.Tensor, pred: torch.Tensor, c: int) -> torch.Tensor:
+    """(H, W) labels and predictions -> (C * C,) confusion counts of the labelled
+    pixels (label < C), row-major: label * C + prediction."""
+    keep = label < c
+    return torch.bincount(label[keep] * c + pred[keep], minlength=c * c)
+
+
+def stray(label: torch.Tensor, pred: torch.Tensor, i: int, c: int, near: int = NEAR):
+    """(H, W) bool masks of class ``i``'s false positives (predicted ``i``, labelled
+    another class, not ignored) within ``near`` pixels (a square) of a pixel
+    labelled ``i``, and farther."""
+    wrong = (pred == i) & (label < c) & (label != i)
+    close = F.max_pool2d((label == i)[None, None].float(), 2 * near + 1, stride=1,
+                         padding=near)[0, 0] > 0
+    return wrong & close, wrong & ~close
+
+
 def confusion(run_dir: str, data_root: str, near: int = NEAR) -> dict:
     """The run's (C, C) val confusion counts (rows: label, columns: prediction), and
-    per class its false positives (pixels predicted as it, labelled another class)
-    within ``near`` pixels (a square) of a pixel labelled as it, and farther."""
+    per class its false positives near a pixel labelled as it and farther (``stray``)."""
     cfg, model, checkpoint = load_run(run_dir, data_root,
                                       osp.join(ROOT, 'work_dirs', 'camvid_confusion'))
     c = model.decode_head.num_classes
     counts = torch.zeros(c * c, dtype=torch.int64)
     fp_near, fp_far = torch.zeros(c, dtype=torch.int64), torch.zeros(c, dtype=torch.int64)
     for _, logits, label in features_and_logits(model, camvid_split(cfg, 'val')):
-        keep = label < c
         pred = logits[0].argmax(0)
-        counts += torch.bincount(label[keep] * c + pred[keep], minlength=c * c)
+        counts += counts_of(label, pred, c)
         for i in range(c):
-            wrong = (pred == i) & keep & (label != i)
-            close = F.max_pool2d((label == i)[None, None].float(), 2 * near + 1, stride=1,
-                                 padding=near)[0, 0] > 0
-            fp_near[i] += (wrong & close).sum()
-            fp_far[i] += (wrong & ~close).sum()
+            close, far = stray(label, pred, i, c, near)
+            fp_near[i] += close.sum()
+            fp_far[i] += far.sum()
     counts = counts.view(c, c)
     return dict(run=osp.basename(osp.normpath(run_dir)), checkpoint=osp.basename(checkpoint),
                 head_type=type(model.decode_head).__name__, commit=head_commit(),
@@ -63,11 +76,16 @@ def confusion(run_dir: str, data_root: str, near: int = NEAR) -> dict:
                 false_positives_far=fp_far.tolist())
 
 
-def miou(counts: torch.Tensor) -> float:
-    """Mean IoU (%) of a (C, C) confusion matrix."""
+def ious(counts: torch.Tensor) -> torch.Tensor:
+    """(C,) IoU (%) of each class of a (C, C) confusion matrix."""
     counts = counts.double()
     inter = counts.diag()
-    return float(100 * (inter / (counts.sum(0) + counts.sum(1) - inter)).mean())
+    return 100 * inter / (counts.sum(0) + counts.sum(1) - inter)
+
+
+def miou(counts: torch.Tensor) -> float:
+    """Mean IoU (%) of a (C, C) confusion matrix."""
+    return float(ious(counts).mean())
 
 
 def close_share(record: dict, i: int) -> str:
@@ -115,16 +133,16 @@ def stray_figure(twin_dir: str, dnc_dir: str, data_root: str, name: str, path: s
     cfg, model = runs[0][0], runs[0][1]
     c, i = model.decode_head.num_classes, list(model.dataset_meta['classes']).index(name)
     dataset = camvid_split(cfg, 'val')
-    frames = []  # (extra far false positives, index, [far mask per run], [prediction per run])
+    best = None  # (extra far false positives, index, far masks, predictions, label)
     for n, (twin_out, dnc_out) in enumerate(zip(*(features_and_logits(m, dataset)
                                                   for _, m, _ in runs))):
         label = twin_out[2]
-        close = F.max_pool2d((label == i)[None, None].float(), 2 * NEAR + 1, stride=1,
-                             padding=NEAR)[0, 0] > 0
         preds = [out[1][0].argmax(0) for out in (twin_out, dnc_out)]
-        far = [(p == i) & (label < c) & (label != i) & ~close for p in preds]
-        frames.append((int(far[1].sum() - far[0].sum()), n, far, preds, label))
-    extra, n, far, preds, label = max(frames, key=lambda f: f[0])
+        far = [stray(label, p, i, c)[1] for p in preds]
+        extra = int(far[1].sum() - far[0].sum())
+        if best is None or extra > best[0]:
+            best = (extra, n, far, preds, label)
+    extra, n, far, preds, label = best
     palette = model.dataset_meta['palette']
     image = dataset[n]['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # BGR -> RGB
     panels = [image, colorize(label.numpy(), palette)]
@@ -157,7 +175,8 @@ def main():
     parser.add_argument('--table', action='store_true', help='print the recorded table only')
     parser.add_argument('--figure', metavar='PNG',
                         help="with two runs, the twin's and DNC's: draw the val frame where DNC's "
-                        "far false positives of the first --classes class most outnumber the twin's")
+                        "far false positives of the first --classes class (default: Pole) most "
+                        "outnumber the twin's")
     args = parser.parse_args()
     if args.figure:
         if len(args.runs) != 2:

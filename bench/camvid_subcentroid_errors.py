@@ -6,10 +6,11 @@ classified once; every pixel predicted as ``--class`` (logits upsampled to
 480x360, argmax, as the run is scored) is credited to the class's sub-centroid
 nearest to it (at the head's stride-4 cell). Per sub-centroid: the pixels it
 won that are labelled the class (true positives), labelled another class within
-4 pixels of the class (near: boundary errors) or farther (far: stray
-predictions); then val mIoU and the class's IoU with that one sub-centroid left
-out of the max over K (the class scored by its other K-1). A diagnosis on val,
-not a setting: nothing here changes a model.
+4 pixels of the class (near: boundary errors) or farther (far: beyond its
+boundary); then val mIoU and the class's IoU with that one sub-centroid left
+out of the max over K (the class scored by its other K-1); and the class's scale
+and bias in the LayerNorm over class scores. A diagnosis on val, not a setting:
+nothing here changes a model.
 
     python bench/camvid_subcentroid_errors.py RUN_DIR [--class Bicyclist] [--data-root DIR]
 """
@@ -22,8 +23,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from camvid_accuracy import ROOT  # noqa: E402
-from camvid_confusion import NEAR, miou  # noqa: E402
-from camvid_probe import camvid_split, load_run  # noqa: E402
+from camvid_confusion import NEAR, counts_of, ious, miou, stray  # noqa: E402
+from camvid_probe import camvid_split, features_and_logits, load_run  # noqa: E402
 
 from mmseg_dnc.demo import find_camvid  # noqa: E402
 from mmseg_dnc.models import dnc_core  # noqa: E402
@@ -31,17 +32,13 @@ from mmseg_dnc.models import dnc_core  # noqa: E402
 
 def logits_without(head, sub_scores: torch.Tensor, cls: int, left_out) -> torch.Tensor:
     """(1, C, h, w) logits with sub-centroid ``left_out`` of class ``cls`` out of
-    its max over K (None: all in), as the head computes them otherwise."""
+    its max over K (None: all in), by the head's own ``logits_from_scores``."""
     c, k = head.sub_centroids.shape[:2]
     active = (head.slot_mask.clone() if head.slot_mask is not None
               else torch.ones(c, k, dtype=torch.bool))
     if left_out is not None:
         active[cls, left_out] = False
-    scores = dnc_core.class_scores(sub_scores, c, active).permute(0, 2, 3, 1)
-    if head.score_norm is None:
-        return (scores / head.score_temperature).permute(0, 3, 1, 2)
-    return F.layer_norm(scores, head.score_norm.normalized_shape, head.score_norm.weight,
-                        head.score_norm.bias, head.score_norm.eps).permute(0, 3, 1, 2)
+    return head.logits_from_scores(sub_scores, active=active)
 
 
 @torch.no_grad()
@@ -53,41 +50,39 @@ def diagnose(run_dir: str, data_root: str, cls_name: str) -> str:
     i, (c, k) = classes.index(cls_name), head.sub_centroids.shape[:2]
     won = torch.zeros(k, 3, dtype=torch.int64)  # true positive, near, far
     counts = torch.zeros(k + 1, c * c, dtype=torch.int64)  # confusion with k left out; k: none
-    dataset = camvid_split(cfg, 'val')
-    for n in range(len(dataset)):
-        data = model.data_preprocessor(dict(inputs=[dataset[n]['inputs']],
-                                            data_samples=[dataset[n]['data_samples']]))
-        label = data['data_samples'][0].gt_sem_seg.data[0].long()
-        out = head.classify(model.extract_feat(data['inputs']))
-        nearest = dnc_core.nearest_subcentroid(out.sub_scores, c, head.slot_mask)[:, i:i + 1]
+    for feat, _, label in features_and_logits(model, camvid_split(cfg, 'val')):
+        with head.classified() as calls:
+            head.cls_seg(feat)
+        sub_scores = calls[0].sub_scores
+        nearest = dnc_core.nearest_subcentroid(sub_scores, c, head.slot_mask)[:, i:i + 1]
         nearest = F.interpolate(nearest.float(), size=label.shape, mode='nearest')[0, 0].long()
-        keep = label < c
-        close = F.max_pool2d((label == i)[None, None].float(), 2 * NEAR + 1, stride=1,
-                             padding=NEAR)[0, 0] > 0
         for j, left_out in enumerate(list(range(k)) + [None]):
-            logits = F.interpolate(logits_without(head, out.sub_scores, i, left_out),
+            logits = F.interpolate(logits_without(head, sub_scores, i, left_out),
                                    size=label.shape, mode='bilinear',
                                    align_corners=head.align_corners)
             pred = logits[0].argmax(0)
-            counts[j] += torch.bincount(label[keep] * c + pred[keep], minlength=c * c)
+            counts[j] += counts_of(label, pred, c)
             if left_out is None:
-                mine = (pred == i) & keep
-                for kind, where in enumerate([label == i, (label != i) & close,
-                                              (label != i) & ~close]):
-                    won[:, kind] += torch.bincount(nearest[mine & where], minlength=k)
-    full = counts[k].view(c, c).double()
-    iou = lambda m, j: float(100 * m[j, j] / (m[j].sum() + m[:, j].sum() - m[j, j]))  # noqa: E731
+                right = (pred == i) & (label == i)
+                for kind, where in enumerate((right, *stray(label, pred, i, c))):
+                    won[:, kind] += torch.bincount(nearest[where], minlength=k)
+    full = counts[k].view(c, c)
+    norm = head.score_norm
     lines = [f'{osp.basename(osp.normpath(run_dir))}: {cls_name}, val mIoU {miou(full):.2f}, '
-             f'{cls_name} IoU {iou(full, i):.2f}', '',
+             f'{cls_name} IoU {ious(full)[i]:.2f}'
+             + (f'; class-score LayerNorm scale {norm.weight[i]:.2f} (others '
+                f'{min(w for n, w in enumerate(norm.weight.tolist()) if n != i):.2f}-'
+                f'{max(w for n, w in enumerate(norm.weight.tolist()) if n != i):.2f}), '
+                f'bias {norm.bias[i]:+.2f}' if norm is not None else ''), '',
              f'| sub-centroid | predictions it decided | true (%) | wrong, within {NEAR} px (%) '
              f'| wrong, farther (%) | val mIoU without it | {cls_name} IoU without it |',
              '|---:|---:|---:|---:|---:|---:|---:|']
     for j in range(k):
         total = int(won[j].sum())
         shares = [f'{100 * x / max(total, 1):.1f}' for x in won[j].tolist()]
-        m = counts[j].view(c, c).double()
+        m = counts[j].view(c, c)
         lines.append(f'| {j} | {total} | ' + ' | '.join(shares)
-                     + f' | {miou(m):.2f} | {iou(m, i):.2f} |')
+                     + f' | {miou(m):.2f} | {ious(m)[i]:.2f} |')
     return '\n'.join(lines)
 
 

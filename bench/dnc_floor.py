@@ -8,7 +8,8 @@ sub-centroids; PPC scores the labelled rows (M, about half the pixels; 9,532 in
 the profiled step). Counted once each, with no recomputation: the C*K scores
 and their gradient to the embeddings, the max over K, the embedding's
 LayerNorm and L2 normalisation (forward only), PPC's scores, log-softmax and
-gradient; less the 1x1 conv's scores and gradient. Left out: the embedding's
+gradient; less the 1x1 conv's scores, their gradient and its weight's gradient.
+Left out: the embedding's
 and the max's backward, the LayerNorm over class scores, the Sinkhorn
 assignment, the momentum update, PPD and every gather, so DNC's real extra
 time is above this floor. Median of ``--repeats`` calls each, freed memory kept as the tools
@@ -67,6 +68,8 @@ def main() -> None:
     twin = {
         f'1x1 conv scores, {N} x {D} x {C}': median_ms(lambda: emb @ conv.t(), r),
         'their gradient to the features': median_ms(lambda: grad_logits @ conv, r),
+        'the weight gradient (DNC has none: momentum moves its sub-centroids)':
+            median_ms(lambda: grad_logits.t() @ emb, r),
     }
     with open(STEP) as f:
         step = json.load(f)['b_model'][0]['train']

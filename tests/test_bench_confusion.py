@@ -31,12 +31,12 @@ def test_a_class_line_says_recall_overprediction_and_where_the_false_positives_c
 
 def test_false_positives_near_their_class_are_counted_apart(monkeypatch):
     import camvid_confusion
-    # one 1x12 image: B labelled at x=0; B predicted at x=0 (right), x=3 (wrong, 3 px
-    # from it: near), x=9 (wrong, 9 px: far); the rest A
+    # one 1x12 image: B labelled at x=0, x=11 ignored (255); B predicted at x=0 (right),
+    # x=4 (wrong, 4 px from it: near), x=5 (wrong, 5 px: far) and x=11 (ignored: no count)
     label = torch.zeros(1, 12, dtype=torch.long)
-    label[0, 0] = 1
+    label[0, 0], label[0, 11] = 1, 255
     logits = torch.zeros(1, 2, 1, 12)
-    logits[0, 1, 0, [0, 3, 9]] = 1.0
+    logits[0, 1, 0, [0, 4, 5, 11]] = 1.0
 
     class Head:
         num_classes = 2
@@ -49,7 +49,7 @@ def test_false_positives_near_their_class_are_counted_apart(monkeypatch):
     monkeypatch.setattr(camvid_confusion, 'features_and_logits',
                         lambda *a: iter([(None, logits, label)]))
     record = camvid_confusion.confusion('runs/x', 'data', near=4)
-    assert record['confusion'] == [[9, 2], [0, 1]]
+    assert record['confusion'] == [[8, 2], [0, 1]]
     assert record['false_positives_near'] == [0, 1]
     assert record['false_positives_far'] == [0, 1]
 
@@ -57,10 +57,14 @@ def test_false_positives_near_their_class_are_counted_apart(monkeypatch):
 def test_a_sub_centroid_left_out_of_the_max_over_k():
     from camvid_subcentroid_errors import logits_without
 
+    from mmseg_dnc.models.dnc_head import DNCDecodeHead
+
     class Head:  # 2 classes, K=2, every slot used, the class-score LayerNorm at its start
+        num_classes = 2
         sub_centroids = torch.zeros(2, 2, 3)
         slot_mask = None
         score_norm = torch.nn.LayerNorm(2)
+        logits_from_scores = DNCDecodeHead.logits_from_scores  # the head's own
     # class 0's sub-centroids score 0.9 and 0.1, class 1's 0.2 and 0.5
     sub_scores = torch.tensor([0.9, 0.1, 0.2, 0.5]).view(1, 4, 1, 1)
     # max over K: (0.9, 0.5); a LayerNorm over two values gives -1 and +1 (to its eps)
@@ -72,3 +76,7 @@ def test_a_sub_centroid_left_out_of_the_max_over_k():
     # leaving out class 1's weaker sub-centroid changes nothing
     assert logits_without(Head(), sub_scores, 1, 0).flatten().tolist() == \
         pytest.approx(both.tolist())
+    # scores divided by a temperature instead of the LayerNorm
+    Head.score_norm, Head.score_temperature = None, 0.1
+    assert logits_without(Head(), sub_scores, 0, 0).flatten().tolist() == \
+        pytest.approx([1.0, 5.0])

@@ -245,13 +245,16 @@ class DNCDecodeHead(BaseDecodeHead):
                               use_reentrant=False, preserve_rng_state=False)
         return dnc_core.embed(feat, *self._norm())
 
-    def logits_from_scores(self, sub_scores: Tensor,
-                           memory_format=torch.contiguous_format) -> Tensor:
+    def logits_from_scores(self, sub_scores: Tensor, memory_format=torch.contiguous_format,
+                           active: Optional[Tensor] = None) -> Tensor:
         """(B, C*K, h, w) sub-centroid scores -> (B, C, h, w) class logits in
         ``memory_format``: the layout a conv's output would have, the
-        features' (mmseg's loss, resize and argmax are slow on the other)."""
+        features' (mmseg's loss, resize and argmax are slow on the other).
+        ``active``: (C, K) bool, the slots each class's max runs over; None:
+        the used ones (e.g. ``bench/camvid_subcentroid_errors.py`` leaves one
+        out to see what it decides)."""
         scores = dnc_core.class_scores(sub_scores, self.num_classes,
-                                       self.slot_mask)
+                                       self.slot_mask if active is None else active)
         if self.score_norm is None:
             return (scores / self.score_temperature).contiguous(memory_format=memory_format)
         scores = scores.permute(0, 2, 3, 1)  # (B, h, w, C): a free view
