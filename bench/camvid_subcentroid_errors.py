@@ -50,22 +50,24 @@ def diagnose(run_dir: str, data_root: str, cls_name: str) -> str:
     i, (c, k) = classes.index(cls_name), head.sub_centroids.shape[:2]
     won = torch.zeros(k, 3, dtype=torch.int64)  # true positive, near, far
     counts = torch.zeros(k + 1, c * c, dtype=torch.int64)  # confusion with k left out; k: none
-    for feat, _, label in features_and_logits(model, camvid_split(cfg, 'val')):
-        with head.classified() as calls:
-            head.cls_seg(feat)
-        sub_scores = calls[0].sub_scores
-        nearest = dnc_core.nearest_subcentroid(sub_scores, c, head.slot_mask)[:, i:i + 1]
-        nearest = F.interpolate(nearest.float(), size=label.shape, mode='nearest')[0, 0].long()
-        for j, left_out in enumerate(list(range(k)) + [None]):
-            logits = F.interpolate(logits_without(head, sub_scores, i, left_out),
-                                   size=label.shape, mode='bilinear',
-                                   align_corners=head.align_corners)
-            pred = logits[0].argmax(0)
-            counts[j] += counts_of(label, pred, c)
-            if left_out is None:
-                right = (pred == i) & (label == i)
-                for kind, where in enumerate((right, *stray(label, pred, i, c))):
-                    won[:, kind] += torch.bincount(nearest[where], minlength=k)
+    with head.classified() as calls:  # the forward's own cls_seg records its scores
+        for _, _, label in features_and_logits(model, camvid_split(cfg, 'val')):
+            (classified,) = calls
+            calls.clear()
+            sub_scores = classified.sub_scores
+            nearest = dnc_core.nearest_subcentroid(sub_scores, c, head.slot_mask)[:, i:i + 1]
+            nearest = F.interpolate(nearest.float(), size=label.shape,
+                                    mode='nearest')[0, 0].long()
+            for j, left_out in enumerate(list(range(k)) + [None]):
+                logits = F.interpolate(logits_without(head, sub_scores, i, left_out),
+                                       size=label.shape, mode='bilinear',
+                                       align_corners=head.align_corners)
+                pred = logits[0].argmax(0)
+                counts[j] += counts_of(label, pred, c)
+                if left_out is None:
+                    right = (pred == i) & (label == i)
+                    for kind, where in enumerate((right, *stray(label, pred, i, c))):
+                        won[:, kind] += torch.bincount(nearest[where], minlength=k)
     full = counts[k].view(c, c)
     norm = head.score_norm
     lines = [f'{osp.basename(osp.normpath(run_dir))}: {cls_name}, val mIoU {miou(full):.2f}, '
