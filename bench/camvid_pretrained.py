@@ -72,9 +72,10 @@ CUSTOM_KEYS = 'optim_wrapper.paramwise_cfg.custom_keys'
 # LayerNorm over class scores, the twin's 1x1 conv (each model has one of them)
 CLASSIFIER_10X = {CUSTOM_KEYS + '.score_norm': dict(lr_mult=10.0),
                   CUSTOM_KEYS + '.conv_seg': dict(lr_mult=10.0)}
-# random scale 0.75-1.5 in training instead of the configs' 0.5-2.0 (the third
-# transform of configs/_base_/datasets/camvid_full.py's train pipeline)
-SCALE_075_15 = {'train_dataloader.dataset.pipeline.2.ratio_range': (0.75, 1.5)}
+# random scale 0.75-1.5 in training instead of 0.5-2.0 (the third transform of
+# configs/_base_/datasets/camvid_full.py's train pipeline)
+TRAIN_SCALE = 'train_dataloader.dataset.pipeline.2.ratio_range'
+SCALE_075_15 = {TRAIN_SCALE: (0.75, 1.5)}
 # name -> (config family, decode head keys[, other config options: a recipe
 # change, which pairs the variant with the twin run at the same options])
 VARIANTS: Dict[str, tuple] = {
@@ -112,10 +113,11 @@ VARIANTS: Dict[str, tuple] = {
     'scale 0.75-1.5': ('dnc', spelled(**KMEANS), SCALE_075_15),
     'twin, scale 0.75-1.5': ('twin', {}, SCALE_075_15),
 }
-# the key of the recipe setting a run may change, and its value in records written
-# before records named it (the configs' value then)
+# the keys of the recipe settings a run may change, and their values in records
+# written before records named them (the configs' values then)
 BACKBONE_LR_MULT = CUSTOM_KEYS + '.backbone.lr_mult'
 FIRST_BACKBONE_LR_MULT = 0.1
+FIRST_TRAIN_SCALE = (0.5, 2.0)
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 
 
@@ -159,9 +161,32 @@ def variant(name: str) -> tuple:
 
 
 def options_of(record: dict) -> str:
-    """The config options (beyond the head's keys) ``record`` ran with, as a
-    key; records without the field ran with none."""
-    return json.dumps(record.get('options', {}), sort_keys=True)
+    """The config options (beyond the head's keys and its train scale) ``record``
+    ran with, as a key; records without the field ran with none."""
+    options = {k: v for k, v in record.get('options', {}).items() if k != TRAIN_SCALE}
+    return json.dumps(options, sort_keys=True)
+
+
+def train_scale(record: dict) -> tuple:
+    """The random scale range ``record`` trained at: its own field, else its options',
+    else the configs' range before records named it."""
+    scale = record.get('train_scale', record.get('options', {}).get(TRAIN_SCALE,
+                                                                    FIRST_TRAIN_SCALE))
+    return tuple(float(x) for x in scale)
+
+
+def scale_label(scale: tuple) -> str:
+    return '{:g}-{:g}'.format(*scale)
+
+
+def configured_train_scale(cfg) -> tuple:
+    """The random scale range of ``cfg``'s training pipeline, checked to be the
+    transform that ``TRAIN_SCALE`` names."""
+    transform = cfg.train_dataloader.dataset.pipeline[int(TRAIN_SCALE.split('.')[-2])]
+    if transform['type'] != 'RandomResize':
+        raise RuntimeError(f"{TRAIN_SCALE} is {transform['type']}, not RandomResize: "
+                           "update TRAIN_SCALE to the train pipeline's RandomResize")
+    return tuple(float(x) for x in transform['ratio_range'])
 
 
 def is_twin(record: dict) -> bool:
@@ -190,11 +215,7 @@ def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: 
         options[BACKBONE_LR_MULT] = lr_mult
     cfg = prepare_config(osp.join(ROOT, config), cfg_options=options, data_root=data_root,
                          work_dir=work_dir)
-    if SCALE_075_15.keys() & extra.keys():
-        transform = cfg.train_dataloader.dataset.pipeline[2]['type']
-        if transform != 'RandomResize':
-            raise RuntimeError(f'{name}: the train pipeline\'s third transform is {transform}, '
-                               'not RandomResize: update SCALE_075_15 to its index')
+    scale = configured_train_scale(cfg)
     cfg.val_evaluator = dict(type='PerClassIoUMetric', iou_metrics=['mIoU'])
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     cfg.default_hooks.checkpoint.save_best = None
@@ -219,6 +240,7 @@ def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: 
     ran_lr_mult = float(cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult)
     return dict(variant=name, config=config, head=keys, options=extra, seed=seed,
                 schedule=schedule, split=split, backbone_lr_mult=ran_lr_mult,
+                train_scale=list(scale),
                 iters=cfg.train_cfg.max_iters,
                 metrics=metrics,
                 curve=[dict(iter=c['iter'], mIoU=c['mIoU']) for c in curve.curve],
@@ -238,26 +260,29 @@ def recorded(path: str = None) -> List[dict]:
 
 def same_run(a: dict, b: dict) -> bool:
     return (all(a[k] == b[k] for k in ('config', 'head', 'seed', 'schedule', 'split'))
-            and backbone_lr_mult(a) == backbone_lr_mult(b) and options_of(a) == options_of(b))
+            and backbone_lr_mult(a) == backbone_lr_mult(b) and train_scale(a) == train_scale(b)
+            and options_of(a) == options_of(b))
 
 
 def pairs(records: List[dict]) -> Dict[tuple, Dict[int, tuple]]:
-    """(schedule, split, backbone lr_mult, variant) -> {seed: (the DNC record, the twin's
-    at that seed and recipe: backbone rate and other config options)}."""
+    """(schedule, split, backbone lr_mult, train scale, variant) -> {seed: (the DNC
+    record, the twin's at that seed and recipe: backbone rate, train scale and other
+    config options)}."""
     def recipe(r):
-        return r['schedule'], r['split'], backbone_lr_mult(r), options_of(r)
+        return r['schedule'], r['split'], backbone_lr_mult(r), scale_label(train_scale(r)), \
+            options_of(r)
     twin = {recipe(r) + (r['seed'],): r for r in records if is_twin(r)}
     found: Dict[tuple, Dict[int, tuple]] = {}
     for r in records:
         if not is_twin(r) and recipe(r) + (r['seed'],) in twin:
-            found.setdefault(recipe(r)[:3] + (r['variant'],), {})[r['seed']] = \
+            found.setdefault(recipe(r)[:4] + (r['variant'],), {})[r['seed']] = \
                 (r, twin[recipe(r) + (r['seed'],)])
     return found
 
 
 def paired(records: List[dict]) -> Dict[tuple, Dict[int, float]]:
-    """(schedule, split, backbone lr_mult, variant) -> {seed: mIoU - the twin's at that
-    seed, same recipe}."""
+    """(schedule, split, backbone lr_mult, train scale, variant) -> {seed: mIoU - the
+    twin's at that seed, same recipe}."""
     return {key: {seed: dnc['metrics']['mIoU'] - twin['metrics']['mIoU']
                   for seed, (dnc, twin) in by_seed.items()}
             for key, by_seed in pairs(records).items()}
@@ -268,14 +293,16 @@ def per_class_table(records: List[dict], variant_name: str = 'kmeans++ start') -
     over the paired seeds, for each schedule, split and backbone rate."""
     classes = [k[len('IoU.'):] for k in records[0]['metrics'] if k.startswith('IoU.')]
     metrics = ['mIoU'] + [f'IoU.{c}' for c in classes]
-    lines = ['| schedule | scored on | backbone lr_mult | seeds | mIoU | '
-             + ' | '.join(classes) + ' |', '|---|---|---:|---|---:|' + '---:|' * len(classes)]
+    lines = ['| schedule | scored on | backbone lr_mult | train scale | seeds | mIoU | '
+             + ' | '.join(classes) + ' |',
+             '|---|---|---:|---|---|---:|' + '---:|' * len(classes)]
     found = pairs(records)
-    for key in sorted(k for k in found if k[3] == variant_name):
+    for key in sorted(k for k in found if k[-1] == variant_name):
         by_seed = found[key]
         gaps = [statistics.mean(dnc['metrics'][m] - twin['metrics'][m]
                                 for dnc, twin in by_seed.values()) for m in metrics]
-        cells = [key[0], key[1], f'{key[2]:g}', ' '.join(str(s) for s in sorted(by_seed))]
+        cells = [key[0], key[1], f'{key[2]:g}', key[3],
+                 ' '.join(str(s) for s in sorted(by_seed))]
         lines.append('| ' + ' | '.join(cells + [f'{g:+.1f}' for g in gaps]) + ' |')
     return '\n'.join(lines)
 
@@ -283,22 +310,23 @@ def per_class_table(records: List[dict], variant_name: str = 'kmeans++ start') -
 def table(records: List[dict]) -> str:
     groups: Dict[tuple, List[dict]] = {}
     for r in records:
-        groups.setdefault((r['schedule'], r['split'], backbone_lr_mult(r), r['variant']),
-                          []).append(r)
+        groups.setdefault((r['schedule'], r['split'], backbone_lr_mult(r),
+                           scale_label(train_scale(r)), r['variant']), []).append(r)
     order = list(VARIANTS)
-    lines = ['| schedule | scored on | backbone lr_mult | variant | seeds | mIoU | '
+    lines = ['| schedule | scored on | backbone lr_mult | train scale | variant | seeds | mIoU | '
              'against the twin (paired) | ' + ' | '.join(f'IoU {c}' for c in RARE)
              + ' | train (min) |',
-             '|---|---|---:|---|---|---:|---:|' + '---:|' * (len(RARE) + 1)]
+             '|---|---|---:|---|---|---|---:|---:|' + '---:|' * (len(RARE) + 1)]
     gaps = paired(records)
-    for key in sorted(groups, key=lambda k: (k[0], SPLITS.index(k[1]), k[2],
-                                             order.index(k[3]) if k[3] in order else 99)):
+    for key in sorted(groups, key=lambda k: (k[0], SPLITS.index(k[1]), k[2], k[3],
+                                             order.index(k[4]) if k[4] in order else 99)):
         group = sorted(groups[key], key=lambda r: r['seed'])
         m = [r['metrics'] for r in group]
         gap = gaps.get(key, {})
         gap_cell = (f"{statistics.mean(gap.values()):+.2f} ("
                     + ', '.join(f'{gap[s]:+.1f}' for s in sorted(gap)) + ')') if gap else ''
-        cells = [key[0], key[1], f'{key[2]:g}', key[3], ' '.join(str(r['seed']) for r in group),
+        cells = [key[0], key[1], f'{key[2]:g}', key[3], key[4],
+                 ' '.join(str(r['seed']) for r in group),
                  summary([x['mIoU'] for x in m]), gap_cell]
         cells += [summary([x[f'IoU.{c}'] for x in m]) for c in RARE]
         cells.append(summary([x['train_min'] for x in m]))
@@ -309,7 +337,8 @@ def table(records: List[dict]) -> str:
 def plot_curves(records: List[dict], path: str, lr_mult: float = None,
                 split: str = 'val') -> str:
     """Val mIoU against iterations, one line per run, twin against DNC: one panel per
-    recipe (the backbone's ``lr_mult``; only ``lr_mult``'s when given)."""
+    recipe (the backbone's ``lr_mult`` and the train scale; only ``lr_mult``'s when
+    given)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -318,23 +347,26 @@ def plot_curves(records: List[dict], path: str, lr_mult: float = None,
     if not runs:
         raise SystemExit(f'no recorded run scored on {split!r}'
                          + (f' at backbone lr_mult {lr_mult:g}' if lr_mult is not None else ''))
-    rates = sorted({backbone_lr_mult(r) for r in runs}, reverse=True)
+    def recipe(r):
+        return backbone_lr_mult(r), train_scale(r)
+    recipes = sorted({recipe(r) for r in runs}, key=lambda k: (-k[0], -k[1][1]))
     variants = [v for v in VARIANTS if any(r['variant'] == v for r in runs)]
     # tab10 has ten colours; past ten variants, tab20's twenty
     palette = plt.get_cmap('tab10' if len(variants) <= 10 else 'tab20').colors
     colours = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
-    fig, axes = plt.subplots(1, len(rates), figsize=(6.2 * len(rates), 4.4), dpi=110,
+    fig, axes = plt.subplots(1, len(recipes), figsize=(6.2 * len(recipes), 4.4), dpi=110,
                              sharey=True, squeeze=False)
     labelled = set()
-    for ax, rate in zip(axes[0], rates):
-        for r in sorted((r for r in runs if backbone_lr_mult(r) == rate),
+    for ax, (rate, scale) in zip(axes[0], recipes):
+        for r in sorted((r for r in runs if recipe(r) == (rate, scale)),
                         key=lambda r: (r['schedule'], r['variant'], r['seed'])):
             label = r['variant'] if r['variant'] not in labelled else None
             labelled.add(r['variant'])
             ax.plot([c['iter'] for c in r['curve']], [c['mIoU'] for c in r['curve']],
                     marker='o', ms=3, lw=1.2, alpha=0.85, color=colours[r['variant']],
                     linestyle='-' if r['schedule'] == 'S' else '--', label=label)
-        ax.set_title(f'backbone learning rate {rate:g} x the decoder\'s', fontsize=9)
+        ax.set_title(f'backbone learning rate {rate:g} x the decoder\'s, random scale '
+                     f'{scale_label(scale)}', fontsize=9)
         ax.set_xlabel('iteration (4 crops of 240x320 each)')
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f'mIoU on CamVid {split} (%)')
@@ -381,11 +413,14 @@ def main():
         for seed in args.seeds:
             for name in args.variants:
                 family, keys, extra = variant(name)
-                wanted = dict(config=CONFIGS[family].format(SCHEDULES[args.schedule]),
-                              head=keys, options=extra, seed=seed, schedule=args.schedule,
-                              split=args.split, backbone_lr_mult=lr_mult)
+                config = CONFIGS[family].format(SCHEDULES[args.schedule])
+                scale = configured_train_scale(prepare_config(osp.join(ROOT, config),
+                                                              cfg_options=extra))
+                wanted = dict(config=config, head=keys, options=extra, seed=seed,
+                              schedule=args.schedule, split=args.split,
+                              backbone_lr_mult=lr_mult, train_scale=scale)
                 run = f'{name}, seed {seed}, {args.schedule}, {args.split}, ' \
-                      f'backbone lr_mult {lr_mult:g}'
+                      f'backbone lr_mult {lr_mult:g}, train scale {scale_label(scale)}'
                 if any(same_run(r, wanted) for r in recorded()):
                     print(f'recorded already: {run}')
                     continue
