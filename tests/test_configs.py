@@ -86,6 +86,29 @@ def test_config_equals_twin_but_for_the_head(path):
         assert gpus * dnc['train_dataloader']['batch_size'] == 16
 
 
+@pytest.mark.parametrize('family', ['dnc', 'parametric'])
+def test_camvid_schedule_l_is_s_for_longer_but_for_the_train_scale(family):
+    def read(suffix):
+        path = osp.join(ROOT, 'configs', family, f'segformer_efficientnet-lite0_camvid{suffix}.py')
+        cfg = without_scope(Config.fromfile(path).to_dict())
+        for key in ('filename', 'train_pipeline', 'max_iters', 'param_scheduler'):
+            cfg.pop(key, None)
+        pipeline = cfg['train_dataloader']['dataset'].pop('pipeline')
+        return cfg, pipeline, cfg.pop('train_cfg'), cfg['default_hooks'].pop('checkpoint')
+    short, short_pipeline, short_loop, short_checkpoint = read('')
+    long, long_pipeline, long_loop, long_checkpoint = read('-L')
+    assert (short_loop['max_iters'], long_loop['max_iters']) == (1200, 3600)
+    assert (short_loop['val_interval'], long_loop['val_interval']) == (300, 600)
+    assert (short_checkpoint['interval'], long_checkpoint['interval']) == (300, 600)
+    # the one other difference: random scale 0.75-1.5 at S, 0.5-2.0 at L
+    assert [t['type'] for t in short_pipeline] == [t['type'] for t in long_pipeline]
+    assert short_pipeline[2]['ratio_range'] == (0.75, 1.5)
+    assert long_pipeline[2]['ratio_range'] == (0.5, 2.0)
+    assert [t for i, t in enumerate(short_pipeline) if i != 2] == \
+        [t for i, t in enumerate(long_pipeline) if i != 2]
+    assert short == long
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
 def test_config_builds_offline(path):
     cfg = Config.fromfile(path)
