@@ -72,8 +72,8 @@ CUSTOM_KEYS = 'optim_wrapper.paramwise_cfg.custom_keys'
 # LayerNorm over class scores, the twin's 1x1 conv (each model has one of them)
 CLASSIFIER_10X = {CUSTOM_KEYS + '.score_norm': dict(lr_mult=10.0),
                   CUSTOM_KEYS + '.conv_seg': dict(lr_mult=10.0)}
-# random scale 0.75-1.5 in training instead of 0.5-2.0 (the third transform of
-# configs/_base_/datasets/camvid_full.py's train pipeline)
+# random scale 0.75-1.5 in training instead of 0.5-2.0 (the third transform of the
+# CamVid configs' train pipeline: configs/_base_/datasets/camvid_full.py)
 TRAIN_SCALE = 'train_dataloader.dataset.pipeline.2.ratio_range'
 SCALE_075_15 = {TRAIN_SCALE: (0.75, 1.5)}
 # name -> (config family, decode head keys[, other config options: a recipe
@@ -109,7 +109,9 @@ VARIANTS: Dict[str, tuple] = {
     # a recipe change for both heads (issue 20, the main job): at S both train
     # about 13 epochs, and random scale 0.5-2.0 (the long schedules' range) puts
     # a third of the crops at scales val never shows; 0.75-1.5 is the range of
-    # the project's half-resolution CamVid base (configs/_base_/datasets/camvid.py)
+    # the project's half-resolution CamVid base (configs/_base_/datasets/camvid.py).
+    # The S configs train at it since e9a07f0 (L keeps 0.5-2.0): there these
+    # variants are the plain ones, and the records say so (train_scale)
     'scale 0.75-1.5': ('dnc', spelled(**KMEANS), SCALE_075_15),
     'twin, scale 0.75-1.5': ('twin', {}, SCALE_075_15),
 }

@@ -2,8 +2,8 @@
 # about 40 epochs, about 36 minutes on 2 CPU cores); everything else the same but the
 # random scale range of training.
 _base_ = './segformer_efficientnet-lite0_camvid.py'
-# random scale 0.5-2.0 (configs/_base_/datasets/camvid_full.py's), where L was measured;
-# S narrows it to 0.75-1.5
+# random scale 0.5-2.0 (mmseg's long schedules' range), where L was measured; S trains at
+# configs/_base_/datasets/camvid_full.py's 0.75-1.5
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='CheckedLoadAnnotations'),

@@ -1,7 +1,8 @@
 # ImageNet-pretrained EfficientNet-Lite0 + SegFormer's MLP decoder on CamVid at full
 # resolution, parametric 1x1 conv head: the twin of
 # configs/dnc/segformer_efficientnet-lite0_camvid.py (only the decode head differs).
-# Schedule S: 1,200 iterations of 4 crops of 240x320 (about 13 epochs), about 12 minutes
+# Schedule S: 1,200 iterations of 4 crops of 240x320 (about 13 epochs; random scale 0.75-1.5:
+# configs/_base_/datasets/camvid_full.py), about 12 minutes
 # on 2 CPU cores; schedule L (3x): segformer_efficientnet-lite0_camvid-L.py.
 _base_ = [
     '../_base_/models/segformer_efficientnet-lite0.py', '../_base_/datasets/camvid_full.py',
@@ -15,20 +16,6 @@ crop_size = (240, 320)
 # ClassWeightedCrossEntropyLoss: mmseg 1.2.2's CrossEntropyLoss(class_weight=...) fails on
 # ignored pixels (mmseg_dnc/models/losses.py)
 class_weight = [0.2793, 0.2017, 4.7865, 0.149, 1.0, 0.4217, 3.8467, 1.9736, 0.7889, 6.3747, 8.8587]
-# random scale 0.75-1.5 in training (camvid_full.py, like mmseg's long schedules: 0.5-2.0):
-# S is about 13 epochs, and the narrower range around val's one scale put DNC from 57.94 to
-# 61.39 and the twin to 62.17 at seed 0 (docs/pretrained.md, "The scale range at S").
-# Schedule L keeps 0.5-2.0, where it was measured.
-train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='CheckedLoadAnnotations'),
-    dict(type='RandomResize', scale=(480, 360), ratio_range=(0.75, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 model = dict(
     data_preprocessor=dict(size=crop_size),
     decode_head=dict(
