@@ -107,11 +107,12 @@ VARIANTS: Dict[str, tuple] = {
     'classifier at 10x rate': ('dnc', spelled(**KMEANS), CLASSIFIER_10X),
     'twin, classifier at 10x rate': ('twin', {}, CLASSIFIER_10X),
     # a recipe change for both heads (issue 20, the main job): at S both train
-    # about 13 epochs, and random scale 0.5-2.0 (the long schedules' range) puts
-    # a third of the crops at scales val never shows; 0.75-1.5 is the range of
-    # the project's half-resolution CamVid base (configs/_base_/datasets/camvid.py).
-    # The S configs train at it since e9a07f0 (L keeps 0.5-2.0): there these
-    # variants are the plain ones, and the records say so (train_scale)
+    # about 13 epochs, and random scale 0.5-2.0 (the long schedules' range, drawn
+    # uniformly) puts half the crops below 0.75 or above 1.5 of val's one scale
+    # (1.0); 0.75-1.5 is the range of the project's half-resolution CamVid base
+    # (configs/_base_/datasets/camvid.py). The S configs train at it since e9a07f0
+    # (L keeps 0.5-2.0): at S these variants are the plain ones, and the records
+    # say so (train_scale)
     'scale 0.75-1.5': ('dnc', spelled(**KMEANS), SCALE_075_15),
     'twin, scale 0.75-1.5': ('twin', {}, SCALE_075_15),
 }
