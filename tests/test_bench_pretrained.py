@@ -8,10 +8,11 @@ import os.path as osp
 import sys
 
 import pytest
+from mmengine.config import Config
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'bench'))
-from camvid_pretrained import (paired, per_class_table, same_run, table,  # noqa: E402
-                               train_scale)
+from camvid_pretrained import (configured_train_scale, paired, per_class_table,  # noqa: E402
+                               same_run, table, train_scale)
 
 
 def record(variant, seed, miou, **extra):
@@ -80,6 +81,16 @@ def test_the_train_scale_is_part_of_the_recipe():
                                ('S', 'val', 1.0, '0.75-1.5', 'dnc'): {0: pytest.approx(-0.8)}}
     assert [row.split(' | ')[3] for row in table(records).splitlines()[2:]] == [
         '0.5-2', '0.5-2', '0.75-1.5', '0.75-1.5']
+
+
+def test_the_configured_train_scale_is_read_from_its_random_resize():
+    pipeline = [dict(type='CheckedLoadImageFromFile'), dict(type='CheckedLoadAnnotations'),
+                dict(type='RandomResize', scale=(480, 360), ratio_range=(0.75, 1.5))]
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(pipeline=pipeline))))
+    assert configured_train_scale(cfg) == (0.75, 1.5)
+    cfg.train_dataloader.dataset.pipeline.insert(0, dict(type='LoadImageFromFile'))
+    with pytest.raises(RuntimeError, match='not RandomResize'):  # moved: refused, not misread
+        configured_train_scale(cfg)
 
 
 def test_per_class_gaps_are_paired_means_over_seeds():
