@@ -116,6 +116,8 @@ VARIANTS: Dict[str, tuple] = {
     'scale 0.75-1.5': ('dnc', spelled(**KMEANS), SCALE_075_15),
     'twin, scale 0.75-1.5': ('twin', {}, SCALE_075_15),
 }
+# recipe variants drawn as the runs they are in their own panel (a panel per recipe)
+DRAWN_AS = {'scale 0.75-1.5': 'kmeans++ start', 'twin, scale 0.75-1.5': 'twin'}
 # the keys of the recipe settings a run may change, and their values in records
 # written before records named them (the configs' values then)
 BACKBONE_LR_MULT = CUSTOM_KEYS + '.backbone.lr_mult'
@@ -352,8 +354,10 @@ def plot_curves(records: List[dict], path: str, lr_mult: float = None,
                          + (f' at backbone lr_mult {lr_mult:g}' if lr_mult is not None else ''))
     def recipe(r):
         return backbone_lr_mult(r), train_scale(r)
-    recipes = sorted({recipe(r) for r in runs}, key=lambda k: (-k[0], -k[1][1]))
-    variants = [v for v in VARIANTS if any(r['variant'] == v for r in runs)]
+    recipes = sorted({recipe(r) for r in runs}, key=lambda k: (-k[0], k[1][1]))
+    def drawn(r):
+        return DRAWN_AS.get(r['variant'], r['variant'])
+    variants = [v for v in VARIANTS if any(drawn(r) == v for r in runs)]
     # tab10 has ten colours; past ten variants, tab20's twenty
     palette = plt.get_cmap('tab10' if len(variants) <= 10 else 'tab20').colors
     colours = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
@@ -363,10 +367,10 @@ def plot_curves(records: List[dict], path: str, lr_mult: float = None,
     for ax, (rate, scale) in zip(axes[0], recipes):
         for r in sorted((r for r in runs if recipe(r) == (rate, scale)),
                         key=lambda r: (r['schedule'], r['variant'], r['seed'])):
-            label = r['variant'] if r['variant'] not in labelled else None
-            labelled.add(r['variant'])
+            label = drawn(r) if drawn(r) not in labelled else None
+            labelled.add(drawn(r))
             ax.plot([c['iter'] for c in r['curve']], [c['mIoU'] for c in r['curve']],
-                    marker='o', ms=3, lw=1.2, alpha=0.85, color=colours[r['variant']],
+                    marker='o', ms=3, lw=1.2, alpha=0.85, color=colours[drawn(r)],
                     linestyle='-' if r['schedule'] == 'S' else '--', label=label)
         ax.set_title(f'backbone learning rate {rate:g} x the decoder\'s, random scale '
                      f'{scale_label(scale)}', fontsize=9)
