@@ -302,7 +302,8 @@ def per_class_table(records: List[dict], variant_name: str = 'kmeans++ start') -
              + ' | '.join(classes) + ' |',
              '|---|---|---:|---|---|---:|' + '---:|' * len(classes)]
     found = pairs(records)
-    for key in sorted(k for k in found if k[-1] == variant_name):
+    for key in sorted(k for k in found  # with the recipe variants that are it at their recipe
+                      if variant_name in (k[-1], DRAWN_AS.get(k[-1]))):
         by_seed = found[key]
         gaps = [statistics.mean(dnc['metrics'][m] - twin['metrics'][m]
                                 for dnc, twin in by_seed.values()) for m in metrics]

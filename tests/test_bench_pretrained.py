@@ -83,6 +83,17 @@ def test_the_train_scale_is_part_of_the_recipe():
         '0.5-2', '0.5-2', '0.75-1.5', '0.75-1.5']
 
 
+def test_a_recipe_variant_is_the_default_in_the_per_class_table_at_its_recipe():
+    scale = {'train_dataloader.dataset.pipeline.2.ratio_range': [0.75, 1.5]}
+    records = [record('twin', 0, 61.1, backbone_lr_mult=1.0),
+               record('kmeans++ start', 0, 57.9, backbone_lr_mult=1.0),
+               record('twin', 0, 62.2, backbone_lr_mult=1.0, options=scale),
+               record('scale 0.75-1.5', 0, 61.4, backbone_lr_mult=1.0, options=scale)]
+    rows = per_class_table(records, 'kmeans++ start').splitlines()[2:]
+    assert [(r.split(' | ')[3], r.split(' | ')[5]) for r in rows] == [('0.5-2', '-3.2'),
+                                                                      ('0.75-1.5', '-0.8')]
+
+
 def test_the_configured_train_scale_is_read_from_its_random_resize():
     pipeline = [dict(type='CheckedLoadImageFromFile'), dict(type='CheckedLoadAnnotations'),
                 dict(type='RandomResize', scale=(480, 360), ratio_range=(0.75, 1.5))]
