@@ -295,7 +295,7 @@ def paired(records: List[dict]) -> Dict[tuple, Dict[int, float]]:
 
 def per_class_table(records: List[dict], variant_name: str = 'kmeans++ start') -> str:
     """``variant_name`` against the twin class by class: the paired IoU difference, mean
-    over the paired seeds, for each schedule, split and backbone rate."""
+    over the paired seeds, for each schedule, split, backbone rate and train scale."""
     classes = [k[len('IoU.'):] for k in records[0]['metrics'] if k.startswith('IoU.')]
     metrics = ['mIoU'] + [f'IoU.{c}' for c in classes]
     lines = ['| schedule | scored on | backbone lr_mult | train scale | seeds | mIoU | '
