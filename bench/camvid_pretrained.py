@@ -37,7 +37,6 @@ import time
 from typing import Dict, List
 
 import torch
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -46,7 +45,7 @@ from mechanisms import with_reference  # noqa: E402
 
 import mmseg_dnc  # noqa: E402,F401
 from mmseg_dnc.demo import find_camvid  # noqa: E402
-from mmseg_dnc.engine import prepare_config  # noqa: E402
+from mmseg_dnc.engine import ValidationCurve, prepare_config  # noqa: E402
 
 RESULTS = osp.join(ROOT, 'bench', 'results', 'camvid_pretrained.jsonl')
 CONFIGS = {
@@ -124,17 +123,6 @@ BACKBONE_LR_MULT = CUSTOM_KEYS + '.backbone.lr_mult'
 FIRST_BACKBONE_LR_MULT = 0.1
 FIRST_TRAIN_SCALE = (0.5, 2.0)
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
-
-
-class CurveHook(Hook):
-    """Records every validation's metrics with its iteration."""
-
-    def __init__(self):
-        self.curve = []
-
-    def after_val_epoch(self, runner, metrics=None):
-        self.curve.append(dict(iter=runner.iter, **{k: float(v) for k, v in
-                                                    (metrics or {}).items()}))
 
 
 def split_options(split: str) -> dict:
@@ -228,7 +216,7 @@ def train_and_score(name: str, seed: int, schedule: str, split: str, data_root: 
     cfg.randomness = dict(seed=seed)
     commit = head_commit()
     runner = Runner.from_cfg(cfg)
-    curve = CurveHook()
+    curve = ValidationCurve()
     runner.register_hook(curve, priority='LOWEST')
     start = time.perf_counter()
     runner.train()

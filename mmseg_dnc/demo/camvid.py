@@ -6,11 +6,10 @@ import os.path as osp
 from typing import Optional
 
 from mmengine.dataset import pseudo_collate
-from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmseg.registry import DATASETS
-from mmseg_dnc.engine import prepare_config
+from mmseg_dnc.engine import ValidationCurve, prepare_config
 from mmseg_dnc.visualization import (plot_training_curves, predict_with_subcentroids,
                                      save_prediction_panel)
 
@@ -66,16 +65,6 @@ def find_camvid(flag: Optional[str] = None, project_root: str = '.') -> str:
     raise FileNotFoundError(CAMVID_HELP.format(tried=tried, env=ENV_VAR))
 
 
-class LastValidation(Hook):
-    """Keeps the metrics of the latest validation and the iteration it ran at."""
-
-    def __init__(self):
-        self.iter, self.metrics = None, {}
-
-    def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        self.iter, self.metrics = runner.iter, dict(metrics or {})
-
-
 def validated_as_tested(cfg, last_val_iter: Optional[int], max_iters: int) -> bool:
     """Whether the validation at ``last_val_iter`` is what testing the trained
     model would give: it ran at the end, on the test set, with the test's metric."""
@@ -96,11 +85,13 @@ def run_camvid_demo(config: str, data_root: str, work_dir: str, num_images: int 
     cfg = prepare_config(config, cfg_options=cfg_options, data_root=data_root,
                          work_dir=work_dir)
     runner = Runner.from_cfg(cfg)
-    last = LastValidation()
-    runner.register_hook(last, priority='LOWEST')
+    validations = ValidationCurve()
+    runner.register_hook(validations, priority='LOWEST')
     runner.train()
-    if validated_as_tested(cfg, last.iter, runner.max_iters):
-        metrics = dict(last.metrics)  # testing would repeat the last validation
+    last = validations.curve[-1] if validations.curve else {}
+    if validated_as_tested(cfg, last.get('iter'), runner.max_iters):
+        # testing would repeat the last validation
+        metrics = {k: v for k, v in last.items() if k != 'iter'}
     else:
         metrics = runner.test()
 

@@ -8,8 +8,9 @@ from .amp import CPUAmpOptimWrapper
 from .cli import add_common_args, finish_distributed, load_config
 from .config_checks import check_num_classes
 from .run_config import prepare_config
+from .validation_curve import ValidationCurve
 
 __all__ = ['CPUAmpOptimWrapper', 'CheckpointFitsHook', 'SafeCheckpointHook',
            'UnsafeResumeError', 'add_common_args', 'check_checkpoint_fits',
            'check_num_classes', 'check_resume_checkpoint', 'finish_distributed',
-           'is_resuming', 'load_config', 'prepare_config']
+           'is_resuming', 'load_config', 'prepare_config', 'ValidationCurve']
