@@ -125,6 +125,11 @@ FIRST_TRAIN_SCALE = (0.5, 2.0)
 RARE = ['Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist']
 
 
+def drawn_as(name: str) -> str:
+    """The variant a run of variant ``name`` is at its own recipe (``DRAWN_AS``)."""
+    return DRAWN_AS.get(name, name)
+
+
 def split_options(split: str) -> dict:
     """Config options that make ``split``'s training and scoring sets."""
     if split == 'val':
@@ -291,7 +296,7 @@ def per_class_table(records: List[dict], variant_name: str = 'kmeans++ start') -
              '|---|---|---:|---|---|---:|' + '---:|' * len(classes)]
     found = pairs(records)
     for key in sorted(k for k in found  # with the recipe variants that are it at their recipe
-                      if variant_name in (k[-1], DRAWN_AS.get(k[-1]))):
+                      if variant_name in (k[-1], drawn_as(k[-1]))):
         by_seed = found[key]
         gaps = [statistics.mean(dnc['metrics'][m] - twin['metrics'][m]
                                 for dnc, twin in by_seed.values()) for m in metrics]
@@ -345,7 +350,7 @@ def plot_curves(records: List[dict], path: str, lr_mult: float = None,
         return backbone_lr_mult(r), train_scale(r)
     recipes = sorted({recipe(r) for r in runs}, key=lambda k: (-k[0], k[1][1]))
     def drawn(r):
-        return DRAWN_AS.get(r['variant'], r['variant'])
+        return drawn_as(r['variant'])
     variants = [v for v in VARIANTS if any(drawn(r) == v for r in runs)]
     # tab10 has ten colours; past ten variants, tab20's twenty
     palette = plt.get_cmap('tab10' if len(variants) <= 10 else 'tab20').colors
